@@ -1,0 +1,26 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * bmapkit: create, read and write block maps (bmap files) and flash disk images with
+ * them. Include this header for the whole public interface.
+ */
+#ifndef BMAPKIT_BMAPKIT_H
+#define BMAPKIT_BMAPKIT_H
+
+#include "bmapkit/bmap.h"
+#include "bmapkit/create.h"
+#include "bmapkit/digest.h"
+#include "bmapkit/error.h"
+#include "bmapkit/map.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Version of the library as "MAJOR.MINOR.PATCH". */
+const char *bk_version(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

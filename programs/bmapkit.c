@@ -1,0 +1,86 @@
+/* SPDX-License-Identifier: MIT */
+/* The bmapkit command: global options, then one subcommand per file (cmd_*.c). */
+#include "cli.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "bmapkit/bmapkit.h"
+
+static const struct {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+} commands[] = {
+    {"create", cmd_create, "make the bmap of an image file"},
+};
+
+#define COMMAND_COUNT (sizeof commands / sizeof commands[0])
+
+static void print_help(void)
+{
+    printf("Usage: bmapkit [--version] [-q] [-d] [-h] COMMAND [ARGS]\n"
+           "\n"
+           "Create block maps (bmap files) of disk images and flash images with them.\n"
+           "Compatible with bmaptool's command line and bmap format.\n"
+           "\n"
+           "Commands:\n");
+    for (size_t i = 0; i < COMMAND_COUNT; i++)
+        printf("  %-10s %s\n", commands[i].name, commands[i].summary);
+    printf("\n"
+           "Options:\n"
+           "  --version     print the version and exit\n"
+           "  -q, --quiet   print only warnings and errors\n"
+           "  -d, --debug   print debugging messages\n"
+           "  -h, --help    print this help and exit\n"
+           "\n"
+           "Run 'bmapkit COMMAND --help' for a command's options; see bmapkit(1).\n");
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"version", no_argument, NULL, 'V'},
+        {"quiet", no_argument, NULL, 'q'},
+        {"debug", no_argument, NULL, 'd'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    int c;
+    opterr = 0;
+    /* "+" stops at the subcommand, which parses its own options. */
+    while ((c = getopt_long(argc, argv, "+qdh", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'V':
+            printf("bmapkit %s\n", bk_version());
+            return EXIT_OK;
+        case 'q':
+            cli.quiet = true;
+            break;
+        case 'd':
+            cli.debug = true;
+            break;
+        case 'h':
+            print_help();
+            return EXIT_OK;
+        default:
+            return cli_usage_error(NULL, "unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind >= argc)
+        return cli_usage_error(NULL, "no command given (one of: create)");
+
+    const char *name = argv[optind];
+    for (size_t i = 0; i < COMMAND_COUNT; i++) {
+        if (strcmp(commands[i].name, name) == 0) {
+            cli_install_signals();
+            /* The subcommand sees its name as argv[0], like a program of its own;
+               optind = 0 makes glibc's getopt start afresh. */
+            int first = optind;
+            optind = 0;
+            return commands[i].run(argc - first, argv + first);
+        }
+    }
+    return cli_usage_error(NULL, "unknown command '%s'", name);
+}

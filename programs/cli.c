@@ -1,0 +1,126 @@
+/* SPDX-License-Identifier: MIT */
+#include "cli.h"
+
+#include <inttypes.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+struct cli_globals cli;
+atomic_int cli_interrupted;
+
+static void on_signal(int sig)
+{
+    atomic_store(&cli_interrupted, sig);
+}
+
+void cli_install_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+    /* A closed pipe shows up as EPIPE on write, which names the output. */
+    signal(SIGPIPE, SIG_IGN);
+}
+
+static void vmessage(const char *level, const char *fmt, va_list ap)
+{
+    char line[2048];
+    vsnprintf(line, sizeof line, fmt, ap);
+    if (level)
+        fprintf(stderr, "bmapkit: %s: %s\n", level, line);
+    else
+        fprintf(stderr, "bmapkit: %s\n", line);
+}
+
+void cli_error(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vmessage("error", fmt, ap);
+    va_end(ap);
+}
+
+void cli_warning(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vmessage("warning", fmt, ap);
+    va_end(ap);
+}
+
+void cli_info(const char *fmt, ...)
+{
+    if (cli.quiet)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vmessage(NULL, fmt, ap);
+    va_end(ap);
+}
+
+void cli_debug(const char *fmt, ...)
+{
+    if (!cli.debug)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vmessage("debug", fmt, ap);
+    va_end(ap);
+}
+
+int cli_fail(const struct bk_error *err)
+{
+    cli_error("%s", err->msg);
+    switch (err->code) {
+    case BK_E_VERIFY:
+        return EXIT_VERIFY;
+    case BK_E_CANCELLED:
+        return EXIT_INTERRUPTED;
+    default:
+        return EXIT_ERROR;
+    }
+}
+
+int cli_usage_error(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vmessage("error", fmt, ap);
+    va_end(ap);
+    if (cmd)
+        fprintf(stderr, "Try 'bmapkit %s --help' for more information.\n", cmd);
+    else
+        fprintf(stderr, "Try 'bmapkit --help' for more information.\n");
+    return EXIT_USAGE;
+}
+
+const char *cli_human_bytes(uint64_t bytes, char *buf, size_t cap)
+{
+    static const char *const units[] = {"KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
+    if (bytes < 1024) {
+        snprintf(buf, cap, "%" PRIu64 " bytes", bytes);
+        return buf;
+    }
+    double v = (double)bytes / 1024.0;
+    size_t u = 0;
+    while (v >= 1024.0 && u + 1 < sizeof units / sizeof units[0]) {
+        v /= 1024.0;
+        u++;
+    }
+    snprintf(buf, cap, "%.1f %s", v, units[u]);
+    return buf;
+}
+
+double cli_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}

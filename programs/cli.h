@@ -1,0 +1,56 @@
+/* SPDX-License-Identifier: MIT */
+/* Shared pieces of the bmapkit command: messages, exit codes, subcommand entry points. */
+#ifndef BMAPKIT_CLI_H
+#define BMAPKIT_CLI_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "bmapkit/error.h"
+
+/* Exit statuses, documented in bmapkit(1). */
+enum {
+    EXIT_OK = 0,
+    EXIT_ERROR = 1,
+    EXIT_USAGE = 2,
+    EXIT_VERIFY = 3,      /* data did not match its checksum */
+    EXIT_INTERRUPTED = 4, /* stopped by a signal */
+};
+
+/* Options every subcommand shares. */
+struct cli_globals {
+    bool quiet;
+    bool debug;
+};
+
+extern struct cli_globals cli;
+
+/* Set by SIGINT/SIGTERM/SIGHUP once cli_install_signals ran. */
+extern atomic_int cli_interrupted;
+
+/* Catch SIGINT, SIGTERM and SIGHUP into cli_interrupted (no SA_RESTART). */
+void cli_install_signals(void);
+
+void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void cli_warning(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Informational line; silent with -q. */
+void cli_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Only with -d. */
+void cli_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Print ERR as an error and return the exit status that matches its code. */
+int cli_fail(const struct bk_error *err);
+
+/* Usage error: print the message and a hint to --help; returns EXIT_USAGE. */
+int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* "1.5 GiB" into BUF. */
+const char *cli_human_bytes(uint64_t bytes, char *buf, size_t cap);
+
+/* Seconds since an arbitrary start, monotonic. */
+double cli_now(void);
+
+int cmd_create(int argc, char **argv);
+
+#endif

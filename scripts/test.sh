@@ -1,0 +1,66 @@
+#!/bin/sh
+# Install what is missing, build, and run the whole test suite: a normal build, an
+# AddressSanitizer + UndefinedBehaviorSanitizer build, and a short run of each fuzz
+# target. Ends with one line "N passed, N failed[, N skipped]".
+set -u
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+
+sh scripts/install-deps.sh all || { echo "0 passed, 1 failed"; exit 1; }
+
+out="$top/build-test"
+rm -rf "$out"
+mkdir -p "$out"
+status=0
+
+# A build step that fails counts as one failed test.
+build() {
+    dir="$1"
+    shift
+    if ! "$@" >"$out/$dir.setup.log" 2>&1 || ! ninja -C "$out/$dir" >"$out/$dir.build.log" 2>&1; then
+        echo "build $dir failed:"
+        tail -n 30 "$out/$dir.setup.log" "$out/$dir.build.log" 2>/dev/null
+        echo "build-$dir FAIL" >>"$out/extra.txt"
+        status=1
+        return 1
+    fi
+}
+
+run_suite() {
+    dir="$1"
+    echo "== tests: $dir"
+    meson test -C "$out/$dir" --print-errorlogs --num-processes 2 || status=1
+}
+
+: >"$out/extra.txt"
+
+build normal meson setup "$out/normal" -Dtests=enabled && run_suite normal
+
+build sanitize env ASAN_OPTIONS=detect_leaks=1 meson setup "$out/sanitize" -Dtests=enabled \
+    -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug \
+    -Dc_args=-fno-sanitize-recover=all && run_suite sanitize
+
+# Fuzz targets: built with clang, each run briefly from its seed corpus.
+if build fuzz env CC=clang meson setup "$out/fuzz" -Dtests=disabled -Dfuzz=enabled \
+    -Db_sanitize=address,undefined -Db_lundef=false \
+    -Dc_args=-fsanitize=fuzzer-no-link -Dwerror=true; then
+    for target in "$out"/fuzz/fuzz/fuzz_*; do
+        [ -x "$target" ] || continue
+        name=$(basename "$target")
+        corpus="$out/corpus-$name"
+        mkdir -p "$corpus"
+        cp "$top/fuzz/corpus/$name"/* "$corpus"/ 2>/dev/null
+        echo "== fuzz: $name (${FUZZ_SECONDS:-30} s)"
+        if "$target" -max_total_time="${FUZZ_SECONDS:-30}" -max_len=65536 "$corpus" \
+            >"$out/$name.log" 2>&1; then
+            echo "$name PASS" >>"$out/extra.txt"
+        else
+            tail -n 40 "$out/$name.log"
+            echo "$name FAIL" >>"$out/extra.txt"
+            status=1
+        fi
+    done
+fi
+
+python3 "$top/scripts/test-summary.py" "$out" || status=1
+exit $status
