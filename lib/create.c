@@ -179,8 +179,11 @@ static int hash_range(struct hash_job *job, struct bk_digest *d, uint8_t *buf, s
     uint8_t digest[BK_DIGEST_MAX];
     if (bk_digest_final(d, digest, err) < 0)
         return -1;
-    /* Each range's digest slot is written by exactly one thread. */
+    /* Each range's digest is computed by one thread, but the bits saying which digests
+       are present share bytes between neighbouring ranges: set them under the lock. */
+    pthread_mutex_lock(&job->lock);
     bk_bmap_set_digest(b, i, digest);
+    pthread_mutex_unlock(&job->lock);
     return 0;
 }
 

@@ -13,6 +13,7 @@ static const struct {
     int (*run)(int argc, char **argv);
     const char *summary;
 } commands[] = {
+    {"copy", cmd_copy, "write an image to a disk or file using its bmap, verified"},
     {"create", cmd_create, "make the bmap of an image file"},
 };
 
@@ -69,7 +70,7 @@ int main(int argc, char **argv)
         }
     }
     if (optind >= argc)
-        return cli_usage_error(NULL, "no command given (one of: create)");
+        return cli_usage_error(NULL, "no command given (one of: copy, create)");
 
     const char *name = argv[optind];
     for (size_t i = 0; i < COMMAND_COUNT; i++) {

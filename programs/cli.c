@@ -78,6 +78,11 @@ void cli_debug(const char *fmt, ...)
 int cli_fail(const struct bk_error *err)
 {
     cli_error("%s", err->msg);
+    return cli_exit_status(err);
+}
+
+int cli_exit_status(const struct bk_error *err)
+{
     switch (err->code) {
     case BK_E_VERIFY:
         return EXIT_VERIFY;

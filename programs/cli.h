@@ -39,6 +39,9 @@ void cli_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Only with -d. */
 void cli_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* The exit status that matches ERR's code. */
+int cli_exit_status(const struct bk_error *err);
+
 /* Print ERR as an error and return the exit status that matches its code. */
 int cli_fail(const struct bk_error *err);
 
@@ -51,6 +54,7 @@ const char *cli_human_bytes(uint64_t bytes, char *buf, size_t cap);
 /* Seconds since an arbitrary start, monotonic. */
 double cli_now(void);
 
+int cmd_copy(int argc, char **argv);
 int cmd_create(int argc, char **argv);
 
 #endif

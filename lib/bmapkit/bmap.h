@@ -113,6 +113,14 @@ int bk_bmap_write(const struct bk_bmap *bmap, bk_bmap_sink_fn sink, void *ctx,
 /* bk_bmap_write into the file descriptor FD; NAME is for messages. */
 int bk_bmap_write_fd(const struct bk_bmap *bmap, int fd, const char *name, struct bk_error *err);
 
+/*
+ * Find the bmap that belongs to the image IMAGE_PATH the way bmaptool does: try
+ * IMAGE_PATH.bmap, then strip one extension at a time and add .bmap
+ * ("disk.img.gz" -> "disk.img.gz.bmap", "disk.img.bmap", "disk.bmap"). Writes the first
+ * that exists as a regular file to OUT. Returns 0 when found, -1 otherwise.
+ */
+int bk_bmap_find(const char *image_path, char *out, size_t cap);
+
 #ifdef __cplusplus
 }
 #endif

@@ -7,10 +7,14 @@
 #define BMAPKIT_BMAPKIT_H
 
 #include "bmapkit/bmap.h"
+#include "bmapkit/copy.h"
 #include "bmapkit/create.h"
+#include "bmapkit/dest.h"
+#include "bmapkit/disk.h"
 #include "bmapkit/digest.h"
 #include "bmapkit/error.h"
 #include "bmapkit/map.h"
+#include "bmapkit/source.h"
 
 #ifdef __cplusplus
 extern "C" {

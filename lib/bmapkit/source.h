@@ -1,0 +1,55 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef BMAPKIT_SOURCE_H
+#define BMAPKIT_SOURCE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bmapkit/error.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/*
+ * Where image bytes come from: a file, standard input, and later decoders and network
+ * streams. Every source reads sequentially; a seekable one also reads at any offset,
+ * which lets the copy skip holes without reading them.
+ */
+struct bk_source {
+    const char *name; /* for messages */
+    int64_t size;     /* image bytes, or -1 when unknown (a pipe) */
+    bool seekable;
+
+    /* Read up to LEN bytes at the current position; *GOT = 0 only at the end. */
+    int (*read)(struct bk_source *src, void *buf, size_t len, size_t *got, struct bk_error *err);
+    /* Read up to LEN bytes at OFFSET (only when seekable); *GOT = 0 only past the end. */
+    int (*pread)(struct bk_source *src, void *buf, size_t len, uint64_t offset, size_t *got,
+                 struct bk_error *err);
+    void (*close)(struct bk_source *src);
+    void *priv;
+};
+
+/*
+ * Open the image file PATH, or standard input when PATH is "-". A regular file is
+ * seekable; a pipe or terminal is not. Returns NULL with ERR filled on failure.
+ */
+struct bk_source *bk_source_open_file(const char *path, struct bk_error *err);
+
+/* Read exactly LEN bytes at OFFSET from a seekable source; running short is an error. */
+int bk_source_pread_full(struct bk_source *src, void *buf, size_t len, uint64_t offset,
+                         struct bk_error *err);
+
+/* Read exactly LEN bytes sequentially; running short is an error naming OFFSET. */
+int bk_source_read_full(struct bk_source *src, void *buf, size_t len, uint64_t offset,
+                        struct bk_error *err);
+
+/* Close SRC and free it (NULL is fine). */
+void bk_source_close(struct bk_source *src);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
