@@ -80,11 +80,14 @@ void bk_bmap_set_digest(struct bk_bmap *bmap, size_t i, const uint8_t *digest)
 
 uint64_t bk_bmap_range_bytes(const struct bk_bmap *bmap, size_t i)
 {
-    uint64_t start = bmap->ranges[i].first * bmap->block_size;
-    uint64_t end = (bmap->ranges[i].last + 1) * bmap->block_size;
-    if (end > bmap->image_size)
-        end = bmap->image_size;
-    return end > start ? end - start : 0;
+    /* Compare in blocks: (last + 1) * block_size wraps for a range ending at 2^64. */
+    uint64_t bs = bmap->block_size;
+    uint64_t start = bmap->ranges[i].first * bs;
+    if (bs == 0 || start >= bmap->image_size)
+        return 0;
+    uint64_t avail = bmap->image_size - start;
+    uint64_t blocks = bmap->ranges[i].last - bmap->ranges[i].first + 1;
+    return blocks <= avail / bs ? blocks * bs : avail;
 }
 
 uint64_t bk_bmap_mapped_bytes(const struct bk_bmap *bmap)

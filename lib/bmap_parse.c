@@ -294,8 +294,11 @@ static void end_range(struct parser *p, char *text)
 {
     struct bk_bmap *b = p->bmap;
     uint64_t first, last;
+    /* Parsing cuts the text at the dash; keep it whole for the message. */
+    char shown[TEXT_MAX + 1];
+    snprintf(shown, sizeof shown, "%s", text);
     if (parse_range_text(text, &first, &last) < 0) {
-        parser_fail(p, "Range \"%.100s\" is not a block number or FIRST-LAST", text);
+        parser_fail(p, "Range \"%.100s\" is not a block number or FIRST-LAST", shown);
         return;
     }
     if (first > last) {
@@ -486,6 +489,7 @@ static int parse_source(struct bk_bmap_source *src, const char *name, struct bk_
                         struct bk_error *err)
 {
     bk_bmap_init(bmap);
+    src->name = name; /* read errors name the file too */
     struct parser p = {.name = name, .bmap = bmap, .err = err};
 
     p.xp = XML_ParserCreate(NULL);

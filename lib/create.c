@@ -330,13 +330,16 @@ int bk_create_bmap(const char *path, const struct bk_create_options *opts, struc
     memset(info, 0, sizeof *info);
     bk_bmap_init(bmap);
 
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: opening a FIFO must not wait for a writer before it is refused. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0)
         return bk_error_set(err, BK_E_IO, errno, "cannot open image %s", path);
     struct stat st;
     int rc = 0;
     if (fstat(fd, &st) < 0)
         rc = bk_error_set(err, BK_E_IO, errno, "cannot stat image %s", path);
+    else if (S_ISREG(st.st_mode) && fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) < 0)
+        rc = bk_error_set(err, BK_E_IO, errno, "cannot read image %s", path);
     else if (!S_ISREG(st.st_mode))
         rc = bk_error_set(err, BK_E_INVALID, 0,
                           "image %s is not a regular file (a bmap describes an image file)", path);

@@ -5,6 +5,15 @@
 #include <stdio.h>
 #include <string.h>
 
+/* Messages quote untrusted input (bmap text, file names); keep them on one line and free
+   of terminal control sequences. */
+static void one_line(char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || *s == 0x7f)
+            *s = ' ';
+}
+
 void bk_error_clear(struct bk_error *err)
 {
     if (!err)
@@ -32,6 +41,7 @@ int bk_error_set(struct bk_error *err, enum bk_code code, int errnum, const char
         const char *text = strerror_r(errnum, ebuf, sizeof ebuf);
         snprintf(err->msg + n, sizeof err->msg - (size_t)n, ": %s", text);
     }
+    one_line(err->msg);
     return -1;
 }
 
@@ -58,5 +68,6 @@ int bk_error_prefix(struct bk_error *err, const char *fmt, ...)
         olen = sizeof err->msg - 1 - used;
     memcpy(err->msg + used, old, olen);
     err->msg[used + olen] = '\0';
+    one_line(err->msg);
     return -1;
 }
