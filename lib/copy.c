@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The copy pipeline: a reader, a hasher and a writer thread pass slots of a ring
- * around in order. A slot holds up to SLOT_SEGMENTS pieces of ranges, so many small
- * ranges travel together. The writer trails the hasher by up to half the ring, which
- * lets short ranges be verified before they are written without stalling long ones.
+ * The copy pipeline: a reader, hashers (one per CPU, each taking every Nth range)
+ * and a writer thread pass slots of a ring around in order. A slot holds up to SLOT_SEGMENTS pieces
+ * of ranges, so many small ranges travel together. The writer trails the hasher by up to half the
+ * ring, which lets short ranges be verified before they are written without stalling long ones.
  */
 #include "bmapkit/copy.h"
 
@@ -12,6 +12,7 @@
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -23,14 +24,19 @@
 #define SLOT_SEGMENTS 256u
 #define WRITE_LAG (SLOT_COUNT / 2)
 #define WRITEBACK_WINDOW (32u << 20)
-#define NO_RANGE SIZE_MAX
+#define MAX_HASHERS 4u
+
+/* Pieces at least this long are mapped from a mappable source instead of read. */
+#define MAP_MIN (256u << 10)
 
 struct segment {
     uint64_t offset; /* in the image */
+    const uint8_t *data;
     uint32_t len;
-    uint32_t at; /* in the slot's buffer */
     size_t range;
     bool range_end;
+    void *map; /* mapping to release after writing, or NULL */
+    size_t map_len;
 };
 
 struct slot {
@@ -50,9 +56,12 @@ struct pipeline {
     struct slot slots[SLOT_COUNT];
     pthread_mutex_t lock;
     pthread_cond_t changed;
-    uint64_t filled, hashed, written; /* slot sequence numbers */
-    size_t ranges_done;               /* ranges 0..ranges_done-1 are verified */
-    bool finished;                    /* the writer saw the end */
+    uint64_t filled, written; /* slot sequence numbers */
+    /* Hasher H takes the ranges whose index modulo hashers is H, in order. */
+    unsigned hashers;
+    uint64_t hashed[MAX_HASHERS];  /* slots hasher H has finished */
+    size_t concluded[MAX_HASHERS]; /* hasher H has judged its ranges below this index */
+    bool finished;                 /* the writer saw the end */
     bool stop;
     struct bk_error error;
     bool failed;
@@ -130,6 +139,34 @@ static int reader_skip(struct pipeline *p, struct reader_pos *r, uint64_t offset
     return 0;
 }
 
+/* Map LEN image bytes at OFFSET; the mapping starts at the page below OFFSET. */
+static int map_piece(struct pipeline *p, struct segment *g, uint64_t offset, size_t len,
+                     struct bk_error *err)
+{
+    uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
+    uint64_t start = offset - offset % page;
+    size_t map_len = (size_t)(offset - start) + len;
+    /* Populate here, in the reader, so the hasher never waits on page faults. */
+    void *m =
+        mmap(NULL, map_len, PROT_READ, MAP_SHARED | MAP_POPULATE, p->src->map_fd, (off_t)start);
+    if (m == MAP_FAILED)
+        return bk_error_set(err, BK_E_IO, errno, "%s: cannot map bytes %" PRIu64 "-%" PRIu64,
+                            p->src->name, offset, offset + len - 1);
+    g->map = m;
+    g->map_len = map_len;
+    g->data = (const uint8_t *)m + (offset - start);
+    return 0;
+}
+
+static void unmap_slot(struct slot *s)
+{
+    for (size_t i = 0; i < s->nseg; i++) {
+        if (s->seg[i].map)
+            munmap(s->seg[i].map, s->seg[i].map_len);
+        s->seg[i].map = NULL;
+    }
+}
+
 /* Fill one slot; returns 1 when the image is complete, 0 to go on, -1 on error. */
 static int reader_fill(struct pipeline *p, struct reader_pos *r, struct slot *s,
                        struct bk_error *err)
@@ -141,33 +178,44 @@ static int reader_fill(struct pipeline *p, struct reader_pos *r, struct slot *s,
         if (used == SLOT_BYTES || s->nseg == SLOT_SEGMENTS)
             return 0;
         uint64_t want = r->end - r->offset;
+        struct segment *g = &s->seg[s->nseg];
+        *g = (struct segment){.offset = r->offset, .range = r->range};
+        bool mapped = p->src->map_fd >= 0 && p->bmap && want >= MAP_MIN;
         if (want > SLOT_BYTES - used)
             want = SLOT_BYTES - used;
         size_t got = (size_t)want;
-        if (p->src->seekable && p->bmap) {
-            if (bk_source_pread_full(p->src, s->data + used, got, r->offset, err) < 0)
+        if (mapped) {
+            /* A mapped piece takes a whole slot's share of the ring, but no buffer. */
+            if (used > 0)
+                return 0;
+            if (map_piece(p, g, r->offset, got, err) < 0)
                 return -1;
+            used = SLOT_BYTES;
         } else {
-            if (reader_skip(p, r, r->offset, s->data + used, err) < 0)
-                return -1;
-            if (p->bmap || r->end != UINT64_MAX) {
-                if (bk_source_read_full(p->src, s->data + used, got, r->offset, err) < 0)
+            uint8_t *buf = s->data + used;
+            g->data = buf;
+            if (p->src->seekable && p->bmap) {
+                if (bk_source_pread_full(p->src, buf, got, r->offset, err) < 0)
                     return -1;
-            } else if (p->src->read(p->src, s->data + used, got, &got, err) < 0) {
-                return -1;
+            } else {
+                if (reader_skip(p, r, r->offset, buf, err) < 0)
+                    return -1;
+                if (p->bmap || r->end != UINT64_MAX) {
+                    if (bk_source_read_full(p->src, buf, got, r->offset, err) < 0)
+                        return -1;
+                } else if (p->src->read(p->src, buf, got, &got, err) < 0) {
+                    return -1;
+                }
+                r->stream += got;
             }
-            r->stream += got;
+            used += got;
         }
         bool at_end = r->offset + got == r->end || (got == 0 && r->end == UINT64_MAX);
         if (got > 0 || at_end) {
-            struct segment *g = &s->seg[s->nseg++];
-            *g = (struct segment){.offset = r->offset,
-                                  .len = (uint32_t)got,
-                                  .at = (uint32_t)used,
-                                  .range = r->range,
-                                  .range_end = at_end};
+            g->len = (uint32_t)got;
+            g->range_end = at_end;
+            s->nseg++;
         }
-        used += got;
         r->offset += got;
         if (at_end) {
             r->range++;
@@ -224,11 +272,26 @@ static const uint8_t *expected_digest(const struct pipeline *p, size_t range)
     return bk_bmap_digest(p->bmap, range);
 }
 
-static int hash_segment(struct pipeline *p, struct bk_digest *d, const struct slot *s,
-                        const struct segment *g, struct bk_error *err)
+/* Slots every hasher has finished. Call with the lock held. */
+static uint64_t hashed_all(const struct pipeline *p)
+{
+    uint64_t n = p->hashed[0];
+    for (unsigned h = 1; h < p->hashers; h++)
+        if (p->hashed[h] < n)
+            n = p->hashed[h];
+    return n;
+}
+
+static bool range_judged(const struct pipeline *p, size_t range)
+{
+    return p->concluded[range % p->hashers] > range;
+}
+
+static int hash_segment(struct pipeline *p, struct bk_digest *d, const struct segment *g,
+                        struct bk_error *err)
 {
     const uint8_t *want = expected_digest(p, g->range);
-    if (want && bk_digest_update(d, s->data + g->at, g->len, err) < 0)
+    if (want && bk_digest_update(d, g->data, g->len, err) < 0)
         return -1;
     if (!g->range_end)
         return 0;
@@ -250,25 +313,32 @@ static int hash_segment(struct pipeline *p, struct bk_digest *d, const struct sl
                                     bk_bmap_range_bytes(p->bmap, g->range) - 1,
                                 bk_hash_name(p->bmap->hash), hw, hg);
         }
-        p->stats->ranges_verified++;
         if (p->opts->cb.range_verified) {
             pthread_mutex_lock(&p->cb_lock);
             p->opts->cb.range_verified(p->opts->cb.ctx, g->range, &p->bmap->ranges[g->range]);
             pthread_mutex_unlock(&p->cb_lock);
         }
-    } else {
-        p->stats->ranges_unchecked++;
     }
     pthread_mutex_lock(&p->lock);
-    p->ranges_done = g->range + 1;
+    if (want)
+        p->stats->ranges_verified++;
+    else
+        p->stats->ranges_unchecked++;
+    p->concluded[g->range % p->hashers] = g->range + 1;
     pthread_cond_broadcast(&p->changed);
     pthread_mutex_unlock(&p->lock);
     return 0;
 }
 
+struct hasher_arg {
+    struct pipeline *p;
+    unsigned index;
+};
+
 static void *hasher_main(void *arg)
 {
-    struct pipeline *p = arg;
+    struct pipeline *p = ((struct hasher_arg *)arg)->p;
+    unsigned me = ((struct hasher_arg *)arg)->index;
     struct bk_error err;
     bk_error_clear(&err);
     struct bk_digest *d = NULL;
@@ -281,25 +351,28 @@ static void *hasher_main(void *arg)
     }
     for (;;) {
         pthread_mutex_lock(&p->lock);
-        while (!p->stop && p->hashed == p->filled)
+        while (!p->stop && p->hashed[me] == p->filled)
             pthread_cond_wait(&p->changed, &p->lock);
         bool stop = p->stop;
         pthread_mutex_unlock(&p->lock);
         if (stop)
             break;
-        struct slot *s = &p->slots[p->hashed % SLOT_COUNT];
+        struct slot *s = &p->slots[p->hashed[me] % SLOT_COUNT];
         int rc = 0;
         for (size_t i = 0; i < s->nseg && rc == 0; i++)
-            rc = hash_segment(p, d, s, &s->seg[i], &err);
+            if (s->seg[i].range % p->hashers == me)
+                rc = hash_segment(p, d, &s->seg[i], &err);
         if (rc < 0) {
             fail(p, &err);
             break;
         }
+        /* Once handed on, the slot may be refilled at once: read eof before that. */
+        bool eof = s->eof;
         pthread_mutex_lock(&p->lock);
-        p->hashed++;
+        p->hashed[me]++;
         pthread_cond_broadcast(&p->changed);
         pthread_mutex_unlock(&p->lock);
-        if (s->eof)
+        if (eof)
             break;
     }
     bk_digest_free(d);
@@ -324,10 +397,9 @@ static int keep_head(struct pipeline *p, const uint8_t *data, uint64_t offset, u
     return 0;
 }
 
-static int write_segment(struct pipeline *p, const struct slot *s, const struct segment *g,
-                         struct bk_error *err)
+static int write_segment(struct pipeline *p, const struct segment *g, struct bk_error *err)
 {
-    const uint8_t *data = s->data + g->at;
+    const uint8_t *data = g->data;
     uint64_t offset = g->offset, len = g->len;
     if (offset < p->head_bytes) {
         uint64_t n = p->head_bytes - offset < len ? p->head_bytes - offset : len;
@@ -353,11 +425,15 @@ static int write_segment(struct pipeline *p, const struct slot *s, const struct 
 
 static bool slot_writable(const struct pipeline *p, const struct slot *s)
 {
-    if (p->written >= p->hashed)
+    uint64_t hashed = hashed_all(p);
+    if (p->written >= hashed)
         return false;
-    if (p->hashed - p->written >= WRITE_LAG || s->eof || s->nseg == 0)
+    if (hashed - p->written >= WRITE_LAG || s->eof)
         return true;
-    return s->seg[s->nseg - 1].range < p->ranges_done;
+    for (size_t i = 0; i < s->nseg; i++)
+        if (!range_judged(p, s->seg[i].range))
+            return false;
+    return true;
 }
 
 static void *writer_main(void *arg)
@@ -377,21 +453,22 @@ static void *writer_main(void *arg)
         int rc = 0;
         uint64_t bytes = 0;
         for (size_t i = 0; i < s->nseg && rc == 0; i++) {
-            rc = write_segment(p, s, &s->seg[i], &err);
+            rc = write_segment(p, &s->seg[i], &err);
             bytes += s->seg[i].len;
         }
         if (rc < 0) {
             fail(p, &err);
             break;
         }
+        unmap_slot(s);
+        bool eof = s->eof;
         pthread_mutex_lock(&p->lock);
         p->written++;
         p->done_bytes += bytes;
-        if (s->eof)
-            p->finished = true;
+        p->finished = eof;
         pthread_cond_broadcast(&p->changed);
         pthread_mutex_unlock(&p->lock);
-        if (s->eof)
+        if (eof)
             break;
     }
     return NULL;
@@ -426,6 +503,9 @@ static int pipeline_init(struct pipeline *p, struct bk_error *err)
 
 static void pipeline_destroy(struct pipeline *p)
 {
+    /* Slots filled but not written when a copy stopped may still hold mappings. */
+    for (uint64_t k = p->written; k <= p->filled; k++)
+        unmap_slot(&p->slots[k % SLOT_COUNT]);
     for (size_t i = 0; i < SLOT_COUNT; i++)
         free(p->slots[i].data);
     free(p->head);
@@ -438,18 +518,26 @@ static void pipeline_destroy(struct pipeline *p)
 /* Run the three stages; the calling thread reports progress until the writer is done. */
 static int pipeline_run(struct pipeline *p, struct bk_error *err)
 {
-    pthread_t reader, hasher, writer;
-    void *(*mains[3])(void *) = {reader_main, hasher_main, writer_main};
-    pthread_t *tids[3] = {&reader, &hasher, &writer};
-    int started = 0;
-    for (; started < 3; started++) {
-        int e = pthread_create(tids[started], NULL, mains[started], p);
+    pthread_t tids[2 + MAX_HASHERS];
+    struct hasher_arg args[MAX_HASHERS];
+    unsigned started = 0;
+    for (unsigned t = 0; t < 2 + p->hashers; t++) {
+        int e;
+        if (t == 0)
+            e = pthread_create(&tids[t], NULL, reader_main, p);
+        else if (t == 1)
+            e = pthread_create(&tids[t], NULL, writer_main, p);
+        else {
+            args[t - 2] = (struct hasher_arg){p, t - 2};
+            e = pthread_create(&tids[t], NULL, hasher_main, &args[t - 2]);
+        }
         if (e != 0) {
             struct bk_error te;
             bk_error_set(&te, BK_E_IO, e, "cannot start a copy thread");
             fail(p, &te);
             break;
         }
+        started++;
     }
     pthread_mutex_lock(&p->lock);
     while (!p->finished && !p->stop) {
@@ -472,8 +560,8 @@ static int pipeline_run(struct pipeline *p, struct bk_error *err)
         pthread_mutex_lock(&p->lock);
     }
     pthread_mutex_unlock(&p->lock);
-    for (int i = 0; i < started; i++)
-        pthread_join(*tids[i], NULL);
+    for (unsigned t = 0; t < started; t++)
+        pthread_join(tids[t], NULL);
     if (p->failed) {
         *err = p->error;
         return -1;
@@ -533,6 +621,10 @@ int bk_copy(const struct bk_bmap *bmap, struct bk_source *src, struct bk_dest *d
     p->opts = opts;
     p->stats = stats;
     p->head_bytes = opts->head_bytes ? opts->head_bytes : BK_COPY_HEAD_BYTES;
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    p->hashers = cpus < 1 ? 1 : cpus > (long)MAX_HASHERS ? MAX_HASHERS : (unsigned)cpus;
+    if (!bmap || bmap->range_count < 2 || opts->no_verify)
+        p->hashers = 1;
 
     int rc = pipeline_init(p, err);
     if (rc == 0)

@@ -221,6 +221,9 @@ int cmd_copy(int argc, char **argv)
         return cli_usage_error("copy", "unexpected argument '%s'", argv[optind + 2]);
     if (bmap_path && nobmap)
         return cli_usage_error("copy", "--bmap and --nobmap exclude each other");
+    if (nobmap && copts.readback)
+        return cli_usage_error("copy", "--readback checks the bmap's range checksums, so it "
+                                       "cannot be used with --nobmap");
     const char *image = argv[optind], *dest_path = argv[optind + 1];
 
     struct bk_error err;
