@@ -65,8 +65,11 @@ int main(int argc, char **argv)
         case 'h':
             print_help();
             return EXIT_OK;
-        default:
-            return cli_usage_error(NULL, "unknown option '%s'", argv[optind - 1]);
+        default: {
+            char shortopt[4];
+            return cli_usage_error(NULL, "unknown option '%s'",
+                                   cli_rejected_option(argv, longopts, shortopt, sizeof shortopt));
+        }
         }
     }
     if (optind >= argc)

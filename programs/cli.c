@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include "cli.h"
 
+#include <getopt.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -128,4 +129,21 @@ double cli_now(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/*
+ * The option getopt_long rejected with '?'. An unknown long option sets optopt to 0 and
+ * a long option given a value it does not take sets it to that option's code; both end
+ * their argument, so argv[optind - 1] names them. Otherwise optopt is an unknown short
+ * option, possibly in the middle of a group such as "-xq" where optind has not moved.
+ */
+const char *cli_rejected_option(char **argv, const struct option *longopts, char *buf, size_t cap)
+{
+    if (optopt == 0)
+        return argv[optind - 1];
+    for (const struct option *o = longopts; o->name; o++)
+        if (o->val == optopt)
+            return argv[optind - 1];
+    snprintf(buf, cap, "-%c", optopt);
+    return buf;
 }

@@ -3,7 +3,9 @@
 #ifndef BMAPKIT_CLI_H
 #define BMAPKIT_CLI_H
 
+#include <getopt.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -47,6 +49,9 @@ int cli_fail(const struct bk_error *err);
 
 /* Usage error: print the message and a hint to --help; returns EXIT_USAGE. */
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Name of the option getopt_long just rejected ("--bogus", or "-x" inside "-xq"). */
+const char *cli_rejected_option(char **argv, const struct option *longopts, char *buf, size_t cap);
 
 /* "1.5 GiB" into BUF. */
 const char *cli_human_bytes(uint64_t bytes, char *buf, size_t cap);

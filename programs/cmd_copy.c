@@ -211,8 +211,11 @@ int cmd_copy(int argc, char **argv)
             return EXIT_OK;
         case ':':
             return cli_usage_error("copy", "option '%s' needs a value", argv[optind - 1]);
-        default:
-            return cli_usage_error("copy", "unknown option '%s'", argv[optind - 1]);
+        default: {
+            char shortopt[4];
+            return cli_usage_error("copy", "unknown option '%s'",
+                                   cli_rejected_option(argv, longopts, shortopt, sizeof shortopt));
+        }
         }
     }
     if (argc - optind < 2)
@@ -272,6 +275,25 @@ int cmd_copy(int argc, char **argv)
         if (stat(dest_path, &a) == 0 && stat(image, &b) == 0 && a.st_dev == b.st_dev &&
             a.st_ino == b.st_ino) {
             cli_error("destination %s is the image itself", dest_path);
+            bk_source_close(src);
+            bk_bmap_free(&bmap);
+            return EXIT_ERROR;
+        }
+    }
+    if (src->seekable) {
+        uint8_t head[16];
+        size_t got = 0;
+        if (src->pread(src, head, sizeof head, 0, &got, &err) < 0) {
+            bk_source_close(src);
+            bk_bmap_free(&bmap);
+            return cli_fail(&err);
+        }
+        enum bk_format format = bk_format_detect(head, got);
+        if (format != BK_FORMAT_RAW) {
+            cli_error("%s is compressed with %s; compressed images are not supported yet: "
+                      "decompress it first, or pipe it in ('%s -dc IMAGE | bmapkit copy "
+                      "--bmap BMAP - DEST')",
+                      image, bk_format_name(format), bk_format_name(format));
             bk_source_close(src);
             bk_bmap_free(&bmap);
             return EXIT_ERROR;

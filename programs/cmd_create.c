@@ -144,24 +144,6 @@ static void output_abort(struct output *out)
     }
 }
 
-/*
- * The option getopt_long rejected with '?'. An unknown long option sets optopt to 0 and
- * a long option given a value it does not take sets it to that option's code; both end
- * their argument, so argv[optind - 1] names them. Otherwise optopt is an unknown short
- * option, possibly in the middle of a group such as "-xq" where optind has not moved.
- */
-static const char *rejected_option(char **argv, const struct option *longopts, char *buf,
-                                   size_t cap)
-{
-    if (optopt == 0)
-        return argv[optind - 1];
-    for (const struct option *o = longopts; o->name; o++)
-        if (o->val == optopt)
-            return argv[optind - 1];
-    snprintf(buf, cap, "-%c", optopt);
-    return buf;
-}
-
 int cmd_create(int argc, char **argv)
 {
     static const struct option longopts[] = {
@@ -217,7 +199,7 @@ int cmd_create(int argc, char **argv)
         default: {
             char shortopt[3];
             return cli_usage_error("create", "unknown option '%s'",
-                                   rejected_option(argv, longopts, shortopt, sizeof shortopt));
+                                   cli_rejected_option(argv, longopts, shortopt, sizeof shortopt));
         }
         }
     }

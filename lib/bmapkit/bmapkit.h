@@ -13,6 +13,7 @@
 #include "bmapkit/disk.h"
 #include "bmapkit/digest.h"
 #include "bmapkit/error.h"
+#include "bmapkit/format.h"
 #include "bmapkit/map.h"
 #include "bmapkit/source.h"
 
