@@ -107,13 +107,16 @@ struct bk_source *bk_source_open_file(const char *path, struct bk_error *err)
     return &f->pub;
 }
 
-int bk_source_pread_full(struct bk_source *src, void *buf, size_t len, uint64_t offset,
-                         struct bk_error *err)
+/* Read exactly LEN bytes, at OFFSET (POSITIONAL) or from the current position. */
+static int read_exact(struct bk_source *src, void *buf, size_t len, uint64_t offset,
+                      bool positional, struct bk_error *err)
 {
     uint8_t *p = buf;
     while (len > 0) {
         size_t got;
-        if (src->pread(src, p, len, offset, &got, err) < 0)
+        int rc = positional ? src->pread(src, p, len, offset, &got, err)
+                            : src->read(src, p, len, &got, err);
+        if (rc < 0)
             return -1;
         if (got == 0)
             return bk_error_set(err, BK_E_FORMAT, 0,
@@ -127,24 +130,16 @@ int bk_source_pread_full(struct bk_source *src, void *buf, size_t len, uint64_t 
     return 0;
 }
 
+int bk_source_pread_full(struct bk_source *src, void *buf, size_t len, uint64_t offset,
+                         struct bk_error *err)
+{
+    return read_exact(src, buf, len, offset, true, err);
+}
+
 int bk_source_read_full(struct bk_source *src, void *buf, size_t len, uint64_t offset,
                         struct bk_error *err)
 {
-    uint8_t *p = buf;
-    while (len > 0) {
-        size_t got;
-        if (src->read(src, p, len, &got, err) < 0)
-            return -1;
-        if (got == 0)
-            return bk_error_set(err, BK_E_FORMAT, 0,
-                                "%s: image ends at byte %" PRIu64 ", before the data the "
-                                "bmap lists",
-                                src->name, offset);
-        p += got;
-        len -= got;
-        offset += got;
-    }
-    return 0;
+    return read_exact(src, buf, len, offset, false, err);
 }
 
 void bk_source_close(struct bk_source *src)

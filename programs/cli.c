@@ -2,10 +2,12 @@
 #include "cli.h"
 
 #include <getopt.h>
+#include <errno.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -146,4 +148,37 @@ const char *cli_rejected_option(char **argv, const struct option *longopts, char
             return argv[optind - 1];
     snprintf(buf, cap, "-%c", optopt);
     return buf;
+}
+
+int cli_common_option(int c, const char *cmd, char **argv, const struct option *longopts,
+                      void (*help)(void))
+{
+    char shortopt[4];
+    switch (c) {
+    case 'q':
+        cli.quiet = true;
+        return CLI_CONTINUE;
+    case 'd':
+        cli.debug = true;
+        return CLI_CONTINUE;
+    case 'h':
+        help();
+        return EXIT_OK;
+    case ':':
+        return cli_usage_error(cmd, "option '%s' needs a value", argv[optind - 1]);
+    default:
+        return cli_usage_error(cmd, "unknown option '%s'",
+                               cli_rejected_option(argv, longopts, shortopt, sizeof shortopt));
+    }
+}
+
+int cli_parse_uint(const char *s, unsigned min, unsigned max, unsigned *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long v = strtoul(s, &end, 10);
+    if (errno || end == s || *end || *s == '-' || v < min || v > max)
+        return -1;
+    *out = (unsigned)v;
+    return 0;
 }

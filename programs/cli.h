@@ -53,6 +53,19 @@ int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format
 /* Name of the option getopt_long just rejected ("--bogus", or "-x" inside "-xq"). */
 const char *cli_rejected_option(char **argv, const struct option *longopts, char *buf, size_t cap);
 
+/* Returned by cli_common_option when the option was handled and parsing goes on. */
+#define CLI_CONTINUE (-1)
+
+/*
+ * Handle what every subcommand's option loop shares: -q, -d, -h (calls HELP), a missing
+ * value and an unknown option. Returns CLI_CONTINUE or the exit status to return.
+ */
+int cli_common_option(int c, const char *cmd, char **argv, const struct option *longopts,
+                      void (*help)(void));
+
+/* Parse a decimal number from MIN to MAX into *OUT; -1 when S is not one. */
+int cli_parse_uint(const char *s, unsigned min, unsigned max, unsigned *out);
+
 /* "1.5 GiB" into BUF. */
 const char *cli_human_bytes(uint64_t bytes, char *buf, size_t cap);
 

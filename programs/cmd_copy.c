@@ -91,17 +91,6 @@ static void on_readback_mismatch(void *ctx, size_t index, const struct bk_range 
                    index, r->first, r->last, attempt);
 }
 
-static int parse_count(const char *s, unsigned max, unsigned *out)
-{
-    char *end;
-    errno = 0;
-    unsigned long v = strtoul(s, &end, 10);
-    if (errno || *end || end == s || v > max)
-        return -1;
-    *out = (unsigned)v;
-    return 0;
-}
-
 /* What state DEST was left in after a failed copy, as the tail of the error line. */
 static void describe_state(const struct bk_copy_stats *st, const char *dest, bool dest_opened,
                            char *buf, size_t cap)
@@ -182,7 +171,7 @@ int cmd_copy(int argc, char **argv)
             copts.readback = true;
             break;
         case OPT_RETRIES:
-            if (parse_count(optarg, 100, &copts.readback_retries) < 0)
+            if (cli_parse_uint(optarg, 0, 100, &copts.readback_retries) < 0)
                 return cli_usage_error("copy", "--readback-retries takes a number from 0 to 100");
             copts.readback = true;
             break;
@@ -200,21 +189,11 @@ int cmd_copy(int argc, char **argv)
             return EXIT_ERROR;
         case OPT_NO_SIG:
             break;
-        case 'q':
-            cli.quiet = true;
-            break;
-        case 'd':
-            cli.debug = true;
-            break;
-        case 'h':
-            copy_help();
-            return EXIT_OK;
-        case ':':
-            return cli_usage_error("copy", "option '%s' needs a value", argv[optind - 1]);
         default: {
-            char shortopt[4];
-            return cli_usage_error("copy", "unknown option '%s'",
-                                   cli_rejected_option(argv, longopts, shortopt, sizeof shortopt));
+            int rc = cli_common_option(c, "copy", argv, longopts, copy_help);
+            if (rc != CLI_CONTINUE)
+                return rc;
+            break;
         }
         }
     }

@@ -177,29 +177,15 @@ int cmd_create(int argc, char **argv)
         case 'z':
             opts.detect_zeros = true;
             break;
-        case 't': {
-            char *end;
-            long n = strtol(optarg, &end, 10);
-            if (*end || n < 1 || n > 64)
+        case 't':
+            if (cli_parse_uint(optarg, 1, 64, &opts.threads) < 0)
                 return cli_usage_error("create", "--threads takes a number from 1 to 64");
-            opts.threads = (unsigned)n;
             break;
-        }
-        case 'q':
-            cli.quiet = true;
-            break;
-        case 'd':
-            cli.debug = true;
-            break;
-        case 'h':
-            create_help();
-            return EXIT_OK;
-        case ':':
-            return cli_usage_error("create", "option '%s' needs a value", argv[optind - 1]);
         default: {
-            char shortopt[3];
-            return cli_usage_error("create", "unknown option '%s'",
-                                   cli_rejected_option(argv, longopts, shortopt, sizeof shortopt));
+            int rc = cli_common_option(c, "create", argv, longopts, create_help);
+            if (rc != CLI_CONTINUE)
+                return rc;
+            break;
         }
         }
     }
