@@ -24,7 +24,7 @@
 #define SLOT_SEGMENTS 256u
 #define WRITE_LAG (SLOT_COUNT / 2)
 #define WRITEBACK_WINDOW (32u << 20)
-#define MAX_HASHERS 4u
+#define MAX_HASHERS 8u
 
 /* Pieces at least this long are mapped from a mappable source instead of read. */
 #define MAP_MIN (256u << 10)
@@ -126,12 +126,12 @@ static void reader_enter_range(struct pipeline *p, struct reader_pos *r)
     }
 }
 
-/* Skip stream bytes up to OFFSET, using BUF as scratch space. */
+/* Skip stream bytes up to OFFSET, using the CAP bytes at BUF as scratch space. */
 static int reader_skip(struct pipeline *p, struct reader_pos *r, uint64_t offset, uint8_t *buf,
-                       struct bk_error *err)
+                       size_t cap, struct bk_error *err)
 {
     while (r->stream < offset) {
-        uint64_t n = offset - r->stream < SLOT_BYTES ? offset - r->stream : SLOT_BYTES;
+        uint64_t n = offset - r->stream < cap ? offset - r->stream : cap;
         if (bk_source_read_full(p->src, buf, (size_t)n, r->stream, err) < 0)
             return -1;
         r->stream += n;
@@ -198,7 +198,7 @@ static int reader_fill(struct pipeline *p, struct reader_pos *r, struct slot *s,
                 if (bk_source_pread_full(p->src, buf, got, r->offset, err) < 0)
                     return -1;
             } else {
-                if (reader_skip(p, r, r->offset, buf, err) < 0)
+                if (reader_skip(p, r, r->offset, buf, SLOT_BYTES - used, err) < 0)
                     return -1;
                 if (p->bmap || r->end != UINT64_MAX) {
                     if (bk_source_read_full(p->src, buf, got, r->offset, err) < 0)
@@ -569,6 +569,22 @@ static int pipeline_run(struct pipeline *p, struct bk_error *err)
     return 0;
 }
 
+/*
+ * Overwrite the destination's first head_bytes with zeros and flush. Done first on a
+ * block device, so that an interrupted copy leaves neither the old content's partition
+ * table nor a part of the new image there.
+ */
+static int clear_head(struct pipeline *p, struct bk_error *err)
+{
+    uint64_t n = p->head_bytes < p->dest->size ? p->head_bytes : p->dest->size;
+    uint8_t *zeros = calloc(1, (size_t)n);
+    if (!zeros)
+        return bk_error_set(err, BK_E_NOMEM, 0, "out of memory");
+    int rc = bk_dest_write(p->dest, zeros, (size_t)n, 0, err);
+    free(zeros);
+    return rc < 0 ? -1 : bk_dest_flush(p->dest, err);
+}
+
 /* Everything else is written, verified and durable: now the beginning of the image. */
 static int write_head(struct pipeline *p, struct bk_error *err)
 {
@@ -608,6 +624,8 @@ int bk_copy(const struct bk_bmap *bmap, struct bk_source *src, struct bk_dest *d
 
     if (bmap && bk_copy_check_source(bmap, src, err) < 0)
         return -1;
+    if (opts->readback && bk_readback_check(bmap, dest, err) < 0)
+        return -1;
     stats->bytes_total = bmap             ? bk_bmap_mapped_bytes(bmap)
                          : src->size >= 0 ? (uint64_t)src->size
                                           : 0;
@@ -627,6 +645,8 @@ int bk_copy(const struct bk_bmap *bmap, struct bk_source *src, struct bk_dest *d
         p->hashers = 1;
 
     int rc = pipeline_init(p, err);
+    if (rc == 0 && dest->kind == BK_DEST_BLOCKDEV)
+        rc = clear_head(p, err);
     if (rc == 0)
         rc = pipeline_run(p, err);
     if (rc == 0 && !bmap && dest->kind == BK_DEST_FILE && src->size < 0) {
@@ -641,8 +661,13 @@ int bk_copy(const struct bk_bmap *bmap, struct bk_source *src, struct bk_dest *d
         struct bk_error ignored;
         bk_dest_flush(dest, &ignored);
     }
-    if (rc == 0 && bmap && opts->readback)
+    if (rc == 0 && bmap && opts->readback) {
         rc = bk_readback(bmap, src, dest, opts, stats, &p->cb_lock, err);
+        /* A copy that reads back wrong must not look complete either. */
+        struct bk_error ignored;
+        if (rc < 0 && clear_head(p, &ignored) == 0)
+            stats->head_written = false;
+    }
     if (rc == 0)
         report_progress(p, p->done_bytes);
     pipeline_destroy(p);

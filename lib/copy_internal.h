@@ -12,6 +12,9 @@ struct bk_interval {
     uint64_t len;
 };
 
+/* Refuse read-back, before anything is written, where it cannot work. */
+int bk_readback_check(const struct bk_bmap *bmap, const struct bk_dest *dest, struct bk_error *err);
+
 /*
  * Read every range of BMAP that has a checksum back from DEST, bypassing the page
  * cache where the file system allows, and compare. A range that differs is rewritten

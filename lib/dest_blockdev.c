@@ -62,7 +62,7 @@ int bk_dest_open_blockdev(struct bk_dest *d, const struct stat *st, uint64_t ima
         return bk_error_prefix(err, "destination %s", d->path);
     if ((usage.mounted || usage.swap || usage.holders) && !o->force)
         return bk_error_set(err, BK_E_REFUSED, 0,
-                            "refusing to write to %s: %s (unmount it first, or use --force "
+                            "refusing to write to %s: %s (stop using it first, or use --force "
                             "if you really mean to overwrite it)",
                             d->path, usage.what);
 

@@ -77,17 +77,24 @@ static int rewrite_range(struct bk_source *src, struct bk_dest *dest, const stru
     return bk_dest_flush(dest, err);
 }
 
-int bk_readback(const struct bk_bmap *bmap, struct bk_source *src, struct bk_dest *dest,
-                const struct bk_copy_options *opts, struct bk_copy_stats *stats,
-                pthread_mutex_t *cb_lock, struct bk_error *err)
+int bk_readback_check(const struct bk_bmap *bmap, const struct bk_dest *dest, struct bk_error *err)
 {
     if (dest->kind == BK_DEST_CHARDEV)
         return bk_error_set(err, BK_E_INVALID, 0,
                             "%s cannot be read back: it is not a file or a block device",
                             dest->path);
-    if (bmap->hash == BK_HASH_NONE)
-        return bk_error_set(err, BK_E_INVALID, 0,
-                            "read-back needs range checksums, and this bmap has none");
+    if (!bmap || bmap->hash == BK_HASH_NONE)
+        return bk_error_set(err, BK_E_INVALID, 0, "read-back needs range checksums, and %s",
+                            bmap ? "this bmap has none" : "there is no bmap");
+    return 0;
+}
+
+int bk_readback(const struct bk_bmap *bmap, struct bk_source *src, struct bk_dest *dest,
+                const struct bk_copy_options *opts, struct bk_copy_stats *stats,
+                pthread_mutex_t *cb_lock, struct bk_error *err)
+{
+    if (bk_readback_check(bmap, dest, err) < 0)
+        return -1;
     int fd = open_reader(dest, err);
     if (fd < 0)
         return -1;

@@ -6,6 +6,7 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,6 +62,19 @@ static void on_warning(void *ctx, const char *msg)
     cli_warning("%s", msg);
     json_quote(q, sizeof q, msg);
     progress_event(&c->progress, "warning", "\"message\":%s", q);
+}
+
+static void copy_warning(struct copy_cli *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void copy_warning(struct copy_cli *c, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    on_warning(c, msg);
 }
 
 static void on_progress(void *ctx, uint64_t done, uint64_t total)
@@ -185,7 +199,8 @@ int cmd_copy(int argc, char **argv)
             json = optarg;
             break;
         case OPT_SIG:
-            cli_error("OpenPGP signature checking (%s) is not supported yet", argv[optind - 1]);
+            cli_error("OpenPGP signature checking (--bmap-sig, --keyring, --fingerprint) is "
+                      "not supported yet");
             return EXIT_ERROR;
         case OPT_NO_SIG:
             break;
@@ -214,7 +229,12 @@ int cmd_copy(int argc, char **argv)
     /* Everything that can be checked without touching DEST is checked first. */
     char found[PATH_MAX];
     if (!bmap_path && !nobmap) {
-        if (strcmp(image, "-") == 0 || bk_bmap_find(image, found, sizeof found) < 0) {
+        if (strcmp(image, "-") == 0) {
+            cli_error("an image read from standard input needs --bmap BMAP (or --nobmap to "
+                      "copy all of it)");
+            return EXIT_ERROR;
+        }
+        if (bk_bmap_find(image, found, sizeof found) < 0) {
             cli_error("no bmap found for %s (looked for %s.bmap and names with extensions "
                       "removed); give one with --bmap, or use --nobmap to copy the whole image",
                       image, image);
@@ -239,10 +259,6 @@ int cmd_copy(int argc, char **argv)
     if (bmap_path && !bmap.has_file_checksum && bmap.version_major == 1 && bmap.version_minor < 3)
         cli_debug("bmap version %u.%u has no checksum of its own", bmap.version_major,
                   bmap.version_minor);
-    if (bmap_path && bmap.hash == BK_HASH_NONE && !copts.no_verify)
-        cli_warning("bmap %s has no range checksums (version %u.%u): the data cannot be "
-                    "verified",
-                    bmap_path, bmap.version_major, bmap.version_minor);
 
     struct bk_source *src = bk_source_open_file(image, &err);
     if (!src) {
@@ -290,6 +306,11 @@ int cmd_copy(int argc, char **argv)
         bk_bmap_free(&bmap);
         return EXIT_ERROR;
     }
+    if (bmap_path && bmap.hash == BK_HASH_NONE && !copts.no_verify)
+        copy_warning(&cc,
+                     "bmap %s has no range checksums (version %u.%u): the data cannot be "
+                     "verified",
+                     bmap_path, bmap.version_major, bmap.version_minor);
     dopts.warn = on_warning;
     dopts.warn_ctx = &cc;
     copts.cb = (struct bk_copy_callbacks){.progress = on_progress,
@@ -324,11 +345,14 @@ int cmd_copy(int argc, char **argv)
         status = -1;
     }
     double elapsed = cli_now() - t0;
+    /* Closing restores the device settings; a warning from that still reaches the events. */
+    bool dest_opened = dest != NULL;
+    bk_dest_close(dest);
     progress_clear(&cc.progress);
 
     if (status < 0) {
         char state[PATH_MAX + 200], q[4096];
-        describe_state(&stats, dest_path, dest != NULL, state, sizeof state);
+        describe_state(&stats, dest_path, dest_opened, state, sizeof state);
         status = cli_exit_status(&err);
         cli_error("%s%s", err.msg, state);
         json_quote(q, sizeof q, err.msg);
@@ -342,8 +366,8 @@ int cmd_copy(int argc, char **argv)
         if (bmap_path)
             cli_info("verified %zu of %zu range(s)", stats.ranges_verified, bmap.range_count);
         if (bmap_path && stats.ranges_unchecked)
-            cli_warning("%zu range(s) were not verified (%s)", stats.ranges_unchecked,
-                        copts.no_verify ? "--no-verify" : "the bmap has no checksum for them");
+            copy_warning(&cc, "%zu range(s) were not verified (%s)", stats.ranges_unchecked,
+                         copts.no_verify ? "--no-verify" : "the bmap has no checksum for them");
         if (copts.readback)
             cli_info("read back %zu range(s) from %s: all match", stats.readback_checked,
                      dest_path);
@@ -356,7 +380,6 @@ int cmd_copy(int argc, char **argv)
                    stats.bytes_total, stats.ranges_verified, stats.ranges_unchecked,
                    stats.readback_checked, stats.readback_failed, elapsed);
     progress_close(&cc.progress);
-    bk_dest_close(dest);
     bk_source_close(src);
     bk_bmap_free(&bmap);
     return status;

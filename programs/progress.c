@@ -72,10 +72,13 @@ void progress_update(struct progress *p, uint64_t done, uint64_t total)
     }
     p->last_percent = percent;
 
-    if (p->json && percent != p->last_json_percent) {
+    /* Without a known total, percent stays -1: report the bytes once a second instead. */
+    if (p->json &&
+        (percent != p->last_json_percent || (percent < 0 && now - p->last_json_time >= 1.0))) {
         progress_event(p, "progress", "\"bytes\":%" PRIu64 ",\"total\":%" PRIu64 ",\"percent\":%d",
                        done, total, percent);
         p->last_json_percent = percent;
+        p->last_json_time = now;
     }
 
     char a[32], b[32], r[32], eta[32];
@@ -90,10 +93,15 @@ void progress_update(struct progress *p, uint64_t done, uint64_t total)
         p->bar_dirty = true;
         p->last_print = now;
     } else if (p->plain && !complete && now - p->last_print >= PLAIN_INTERVAL) {
-        if (p->last_print > 0)
-            fprintf(stderr, "bmapkit: copied %s of %s (%d%%), %s/s\n",
-                    cli_human_bytes(done, a, sizeof a), cli_human_bytes(total, b, sizeof b),
-                    percent < 0 ? 0 : percent, cli_human_bytes((uint64_t)rate, r, sizeof r));
+        if (p->last_print > 0) {
+            if (total)
+                fprintf(stderr, "bmapkit: copied %s of %s (%d%%), %s/s\n",
+                        cli_human_bytes(done, a, sizeof a), cli_human_bytes(total, b, sizeof b),
+                        percent, cli_human_bytes((uint64_t)rate, r, sizeof r));
+            else
+                fprintf(stderr, "bmapkit: copied %s, %s/s\n", cli_human_bytes(done, a, sizeof a),
+                        cli_human_bytes((uint64_t)rate, r, sizeof r));
+        }
         p->last_print = now;
     }
 }

@@ -16,6 +16,7 @@ struct progress {
     double last_print;
     int last_percent;
     int last_json_percent;
+    double last_json_time;
     bool bar_dirty;
 };
 
