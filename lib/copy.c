@@ -139,6 +139,29 @@ static int reader_skip(struct pipeline *p, struct reader_pos *r, uint64_t offset
     return 0;
 }
 
+/*
+ * Read a stream to its end after the last range: a decoder reports a truncated or
+ * damaged stream only when it gets there, and the image must be as long as the bmap
+ * says. Uses the CAP bytes at BUF as scratch space.
+ */
+static int reader_drain(struct pipeline *p, struct reader_pos *r, uint8_t *buf, size_t cap,
+                        struct bk_error *err)
+{
+    if (cap == 0)
+        cap = 1; /* a full slot still has the byte after it: see pipeline_init */
+    if (reader_skip(p, r, p->bmap->image_size, buf, cap, err) < 0)
+        return -1;
+    size_t got;
+    if (p->src->read(p->src, buf, cap, &got, err) < 0)
+        return -1;
+    if (got > 0)
+        return bk_error_set(err, BK_E_FORMAT, 0,
+                            "%s: the image is longer than the %" PRIu64
+                            " bytes its bmap describes: is it the right bmap?",
+                            p->src->name, p->bmap->image_size);
+    return 0;
+}
+
 /* Map LEN image bytes at OFFSET; the mapping starts at the page below OFFSET. */
 static int map_piece(struct pipeline *p, struct segment *g, uint64_t offset, size_t len,
                      struct bk_error *err)
@@ -223,6 +246,8 @@ static int reader_fill(struct pipeline *p, struct reader_pos *r, struct slot *s,
                 reader_enter_range(p, r);
         }
     }
+    if (p->bmap && !p->src->seekable && reader_drain(p, r, s->data + used, SLOT_BYTES - used, err) < 0)
+        return -1;
     s->eof = true;
     return 1;
 }
@@ -492,7 +517,8 @@ static int pipeline_init(struct pipeline *p, struct bk_error *err)
     pthread_cond_init(&p->changed, NULL);
     for (size_t i = 0; i < SLOT_COUNT; i++) {
         /* Page alignment keeps the door open for O_DIRECT writes. */
-        if (posix_memalign((void **)&p->slots[i].data, 4096, SLOT_BYTES) != 0)
+        /* One spare byte past the end lets a full slot serve as drain scratch. */
+        if (posix_memalign((void **)&p->slots[i].data, 4096, SLOT_BYTES + 4096) != 0)
             return bk_error_set(err, BK_E_NOMEM, 0, "out of memory for copy buffers");
     }
     p->head = calloc(1, (size_t)p->head_bytes);
@@ -567,6 +593,22 @@ static int pipeline_run(struct pipeline *p, struct bk_error *err)
         return -1;
     }
     return 0;
+}
+
+/* Tell a source that can work ahead which areas the reader will ask for. */
+static int plan_source(struct pipeline *p, struct bk_error *err)
+{
+    size_t n = p->bmap->range_count;
+    struct bk_area *areas = malloc((n ? n : 1) * sizeof *areas);
+    if (!areas)
+        return bk_error_set(err, BK_E_NOMEM, 0, "out of memory");
+    for (size_t i = 0; i < n; i++) {
+        areas[i].start = p->bmap->ranges[i].first * p->bmap->block_size;
+        areas[i].end = areas[i].start + bk_bmap_range_bytes(p->bmap, i);
+    }
+    int rc = p->src->plan(p->src, areas, n, err);
+    free(areas);
+    return rc;
 }
 
 /*
@@ -645,6 +687,8 @@ int bk_copy(const struct bk_bmap *bmap, struct bk_source *src, struct bk_dest *d
         p->hashers = 1;
 
     int rc = pipeline_init(p, err);
+    if (rc == 0 && bmap && src->plan)
+        rc = plan_source(p, err);
     if (rc == 0 && dest->kind == BK_DEST_BLOCKDEV)
         rc = clear_head(p, err);
     if (rc == 0)

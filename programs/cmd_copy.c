@@ -260,35 +260,18 @@ int cmd_copy(int argc, char **argv)
         cli_debug("bmap version %u.%u has no checksum of its own", bmap.version_major,
                   bmap.version_minor);
 
-    struct bk_source *src = bk_source_open_file(image, &err);
+    enum bk_format format = BK_FORMAT_RAW;
+    struct bk_source *src = bk_source_open_image(image, &format, &err);
     if (!src) {
         bk_bmap_free(&bmap);
         return cli_fail(&err);
     }
+    cli_debug("image format: %s", bk_format_name(format));
     if (strcmp(image, "-") != 0) {
         struct stat a, b;
         if (stat(dest_path, &a) == 0 && stat(image, &b) == 0 && a.st_dev == b.st_dev &&
             a.st_ino == b.st_ino) {
             cli_error("destination %s is the image itself", dest_path);
-            bk_source_close(src);
-            bk_bmap_free(&bmap);
-            return EXIT_ERROR;
-        }
-    }
-    if (src->seekable) {
-        uint8_t head[16];
-        size_t got = 0;
-        if (src->pread(src, head, sizeof head, 0, &got, &err) < 0) {
-            bk_source_close(src);
-            bk_bmap_free(&bmap);
-            return cli_fail(&err);
-        }
-        enum bk_format format = bk_format_detect(head, got);
-        if (format != BK_FORMAT_RAW) {
-            cli_error("%s is compressed with %s; compressed images are not supported yet: "
-                      "decompress it first, or pipe it in ('%s -dc IMAGE | bmapkit copy "
-                      "--bmap BMAP - DEST')",
-                      image, bk_format_name(format), bk_format_name(format));
             bk_source_close(src);
             bk_bmap_free(&bmap);
             return EXIT_ERROR;

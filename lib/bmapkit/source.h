@@ -7,10 +7,17 @@
 #include <stdint.h>
 
 #include "bmapkit/error.h"
+#include "bmapkit/format.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+/* A byte area [start, end) of the image. */
+struct bk_area {
+    uint64_t start;
+    uint64_t end;
+};
 
 /*
  * Where image bytes come from: a file, standard input, and later decoders and network
@@ -31,6 +38,13 @@ struct bk_source {
     int (*pread)(struct bk_source *src, void *buf, size_t len, uint64_t offset, size_t *got,
                  struct bk_error *err);
     void (*close)(struct bk_source *src);
+    /*
+     * Optional (may be NULL): the byte areas [start, end) that will be read with pread,
+     * ascending, before the first read, so a source that must decode can work ahead on
+     * all CPUs. COUNT areas at AREAS; the source copies what it needs to keep.
+     */
+    int (*plan)(struct bk_source *src, const struct bk_area *areas, size_t count,
+                struct bk_error *err);
     void *priv;
 };
 
@@ -39,6 +53,17 @@ struct bk_source {
  * seekable; a pipe or terminal is not. Returns NULL with ERR filled on failure.
  */
 struct bk_source *bk_source_open_file(const char *path, struct bk_error *err);
+
+/*
+ * Open the image PATH ("-" for standard input) for copying: the format is recognised
+ * from the first bytes, whatever the file is called, and compressed images (gzip,
+ * bzip2, xz, zstd, lz4, lzop) and archives (tar, also compressed, and zip: the first
+ * member) are decoded in the library, on a thread of their own. An xz file with
+ * several blocks becomes seekable, so only the blocks holding mapped data are decoded.
+ * *FORMAT (may be NULL) receives the outer format. Returns NULL with ERR filled.
+ */
+struct bk_source *bk_source_open_image(const char *path, enum bk_format *format,
+                                       struct bk_error *err);
 
 /* Read exactly LEN bytes at OFFSET from a seekable source; running short is an error. */
 int bk_source_pread_full(struct bk_source *src, void *buf, size_t len, uint64_t offset,

@@ -1,0 +1,50 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Internal: decoders. Each wraps a source of compressed bytes into a source of image
+ * bytes and takes ownership of IN (closing the decoder closes IN). The result is not
+ * seekable and its size is unknown (-1), unless the decoder says otherwise.
+ *
+ * Every decoder holds the same contract, which is what makes a damaged input always
+ * fail:
+ *  - read() returns *got = 0 only after the format's proper end was seen and IN is
+ *    exhausted. Whatever the format allows after one stream (further gzip members,
+ *    bzip2 streams, zstd and lz4 frames, zstd skippable frames, xz stream padding and
+ *    further streams) is decoded or skipped as the format says.
+ *  - A corrupt stream, one that ends early (truncated) and bytes after the end that
+ *    the format does not allow (trailing garbage) fail with BK_E_FORMAT and a message
+ *    "NAME: FORMAT: what is wrong at compressed byte OFFSET", e.g.
+ *    "disk.img.xz: xz: compressed data is corrupt at byte 1048576" or
+ *    "disk.img.gz: gzip: the stream ends early (truncated) at byte 52428800".
+ *  - Memory stays bounded (a few MiB) whatever the image size.
+ */
+#ifndef BMAPKIT_DECODE_H
+#define BMAPKIT_DECODE_H
+
+#include "bmapkit/format.h"
+#include "bmapkit/source.h"
+
+struct bk_source *bk_decode_gzip(struct bk_source *in, struct bk_error *err);
+struct bk_source *bk_decode_bzip2(struct bk_source *in, struct bk_error *err);
+struct bk_source *bk_decode_xz(struct bk_source *in, struct bk_error *err);
+struct bk_source *bk_decode_zstd(struct bk_source *in, struct bk_error *err);
+struct bk_source *bk_decode_lz4(struct bk_source *in, struct bk_error *err);
+struct bk_source *bk_decode_lzop(struct bk_source *in, struct bk_error *err);
+
+/*
+ * The first member of a tar or zip archive, read with libarchive from IN (which may
+ * itself be a decoder's output). Errors name the archive format and member.
+ */
+struct bk_source *bk_decode_archive(struct bk_source *in, struct bk_error *err);
+
+/*
+ * A seekable source of the image inside the xz file IN (a seekable file), built on the
+ * file's block index: pread() decodes only the blocks that hold the requested bytes.
+ * Returns NULL with ERR code BK_E_UNSUPPORTED when the file has a single block (no
+ * random access is possible): the caller then falls back to bk_decode_xz.
+ */
+struct bk_source *bk_decode_xz_indexed(struct bk_source *in, struct bk_error *err);
+
+/* Decoder for FORMAT (not RAW, not archives); NULL with ERR when none. */
+struct bk_source *bk_decode_for(enum bk_format format, struct bk_source *in, struct bk_error *err);
+
+#endif

@@ -1,0 +1,9 @@
+/* SPDX-License-Identifier: MIT */
+#include "decode.h"
+
+struct bk_source *bk_decode_xz_indexed(struct bk_source *in, struct bk_error *err)
+{
+    bk_error_set(err, BK_E_UNSUPPORTED, 0, "%s: random access into xz is not supported yet",
+                 in->name);
+    return NULL;
+}

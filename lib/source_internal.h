@@ -1,0 +1,27 @@
+/* SPDX-License-Identifier: MIT */
+/* Internal: source wrappers used to assemble an image source. */
+#ifndef BMAPKIT_SOURCE_INTERNAL_H
+#define BMAPKIT_SOURCE_INTERNAL_H
+
+#include "bmapkit/source.h"
+
+/*
+ * Wrap IN so that up to CAP of its first bytes can be peeked at before they are read.
+ * Takes ownership of IN. pread, size and map_fd pass through unchanged.
+ */
+struct bk_source *bk_source_peekable(struct bk_source *in, size_t cap, struct bk_error *err);
+
+/*
+ * Look at the first WANT bytes (at most the wrapper's CAP) of a peekable source
+ * without consuming them; *GOT is smaller at the end of a short stream.
+ */
+int bk_source_peek(struct bk_source *src, const uint8_t **data, size_t want, size_t *got,
+                   struct bk_error *err);
+
+/*
+ * Run IN's reads on a thread of their own, so decoding overlaps the rest of the copy.
+ * Takes ownership of IN. The result reads the same bytes, sequentially.
+ */
+struct bk_source *bk_source_threaded(struct bk_source *in, struct bk_error *err);
+
+#endif
