@@ -246,7 +246,8 @@ static int reader_fill(struct pipeline *p, struct reader_pos *r, struct slot *s,
                 reader_enter_range(p, r);
         }
     }
-    if (p->bmap && !p->src->seekable && reader_drain(p, r, s->data + used, SLOT_BYTES - used, err) < 0)
+    if (p->bmap && !p->src->seekable &&
+        reader_drain(p, r, s->data + used, SLOT_BYTES - used, err) < 0)
         return -1;
     s->eof = true;
     return 1;
@@ -612,17 +613,28 @@ static int plan_source(struct pipeline *p, struct bk_error *err)
 }
 
 /*
- * Overwrite the destination's first head_bytes with zeros and flush. Done first on a
- * block device, so that an interrupted copy leaves neither the old content's partition
- * table nor a part of the new image there.
+ * Overwrite with zeros what the image will put into the destination's first head_bytes
+ * (the mapped parts; all of it without a bmap), and flush. Done first on a block device,
+ * so that an interrupted copy leaves neither the old partition table nor a part of the
+ * new image there; holes keep their old content as a bmap copy promises.
  */
 static int clear_head(struct pipeline *p, struct bk_error *err)
 {
-    uint64_t n = p->head_bytes < p->dest->size ? p->head_bytes : p->dest->size;
-    uint8_t *zeros = calloc(1, (size_t)n);
+    uint64_t limit = p->head_bytes < p->dest->size ? p->head_bytes : p->dest->size;
+    uint8_t *zeros = calloc(1, (size_t)limit);
     if (!zeros)
         return bk_error_set(err, BK_E_NOMEM, 0, "out of memory");
-    int rc = bk_dest_write(p->dest, zeros, (size_t)n, 0, err);
+    int rc = 0;
+    size_t count = p->bmap ? p->bmap->range_count : 1;
+    for (size_t i = 0; i < count && rc == 0; i++) {
+        uint64_t start = p->bmap ? p->bmap->ranges[i].first * p->bmap->block_size : 0;
+        uint64_t end = p->bmap ? start + bk_bmap_range_bytes(p->bmap, i) : limit;
+        if (start >= limit)
+            break;
+        if (end > limit)
+            end = limit;
+        rc = bk_dest_write(p->dest, zeros, (size_t)(end - start), start, err);
+    }
     free(zeros);
     return rc < 0 ? -1 : bk_dest_flush(p->dest, err);
 }

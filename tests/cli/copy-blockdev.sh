@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# bmapkit copy to loop block devices (root only): copy and read-back, capacity, mounted partitions, --removable-device, interruption, I/O tuning restored.
+# bmapkit copy to loop block devices (root only): copy and read-back, capacity, mounted partitions and devices, --removable-device, interruption, I/O tuning restored.
 source "$TESTS_DIR/lib.sh"
 
 [ "$(id -u)" -eq 0 ] || skip "loop devices need root"
@@ -180,6 +180,29 @@ else
     note_skip "sfdisk or mkfs.ext4 missing: no mounted-partition case"
 fi
 
+# --- a device holding a mounted file system (no partition table): the same check as
+# for partitions, through the mount table; nothing is written.
+if command -v mkfs.ext4 >/dev/null; then
+    pattern whole.back $((32 * MiB))
+    mkfs.ext4 -q -F whole.back >/dev/null 2>&1 || fail "mkfs.ext4 whole.back failed"
+    attach whole.back || fail "cannot attach whole.back"
+    WHOLE=$LOOP
+    mkdir -p wmnt
+    if mount "$WHOLE" wmnt 2>.wmount.err; then
+        at_exit "umount '$WORK/wmnt' 2>/dev/null"
+        dd if="$WHOLE" of=whole.saved bs=1M status=none
+        expect_fail 1 'mounted on' "$BMAPKIT" copy -q --bmap img.bmap img "$WHOLE"
+        expect_fail 1 'mounted|busy' "$BMAPKIT" copy -q --force --bmap img.bmap img "$WHOLE"
+        dd if="$WHOLE" bs=1M status=none | cmp - whole.saved || fail "$WHOLE changed by a refused copy"
+        pass "$WHOLE with its file system mounted: refused (also with --force), unchanged"
+        umount wmnt
+    else
+        note_skip "cannot mount $WHOLE here: $(cat .wmount.err)"
+    fi
+else
+    note_skip "mkfs.ext4 missing: no mounted-device case"
+fi
+
 # --- interrupted copy: exit 4, the image's first MiB never reaches the device
 # On tmpfs when there is room, so the 512 MiB go at memory speed whatever the disk.
 BIGDIR=$WORK
@@ -223,11 +246,14 @@ else
     [ "$rc" -eq 4 ] || { cat .err; fail "interrupted copy: exit $rc, expected 4"; }
     grep -q '^bmapkit: error: ' .err || { cat .err; fail "interrupted copy: no error message"; }
     ! cmp -s -n "$MiB" big.img "$BIG" || fail "$BIG: the interrupted copy holds the image's first MiB"
-    cmp -n "$MiB" big.head.saved "$BIG" || fail "$BIG: the first MiB was written by an interrupted copy"
+    # The image maps all of its first MiB: bmapkit cleared it before writing anything
+    # else, so neither the old content nor the image's is there.
+    cmp -s -n "$MiB" /dev/zero "$BIG" || fail "$BIG: the first MiB was not cleared by an interrupted copy"
+    ! cmp -s -n "$MiB" big.head.saved "$BIG" || fail "$BIG: the old first MiB survived an interrupted copy"
     [ "$(sched_of "$BIG")" = "$s0" ] || fail "$BIG: queue/scheduler '$s0' became '$(sched_of "$BIG")'"
     [ "$(ratio_of "$BIG")" = "$r0" ] || fail "$BIG: bdi/max_ratio '$r0' became '$(ratio_of "$BIG")'"
     cp .err "$WORK/.err.int"
     json_events_check ev.json big.bmap failed 4 >/dev/null || fail "interrupted copy: JSON events"
-    pass "interrupted copy: exit 4, first MiB untouched, tuning restored ($(grep '^bmapkit: error' .err | cut -c1-80)...)"
+    pass "interrupted copy: exit 4, first MiB cleared (neither old nor new), tuning restored ($(grep '^bmapkit: error' .err | cut -c1-80)...)"
 fi
 cd "$WORK"
