@@ -5,6 +5,7 @@
  * so tests can point the look-ups at a fake tree.
  */
 #include "bmapkit/disk.h"
+#include "disk_internal.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -19,10 +20,7 @@
 
 #define MAX_PARTS 256
 
-static void root_path(char *out, size_t cap, const char *sysroot, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static void root_path(char *out, size_t cap, const char *sysroot, const char *fmt, ...)
+void bk_root_path(char *out, size_t cap, const char *sysroot, const char *fmt, ...)
 {
     int n = snprintf(out, cap, "%s", sysroot ? sysroot : "");
     if (n < 0 || (size_t)n >= cap)
@@ -33,7 +31,7 @@ static void root_path(char *out, size_t cap, const char *sysroot, const char *fm
     va_end(ap);
 }
 
-static int read_line(const char *path, char *buf, size_t cap)
+int bk_read_line(const char *path, char *buf, size_t cap)
 {
     FILE *f = fopen(path, "re");
     if (!f)
@@ -52,15 +50,15 @@ int bk_disk_read_attr(const char *sysroot, const char *disk, const char *attr, c
                       size_t cap)
 {
     char path[PATH_MAX];
-    root_path(path, sizeof path, sysroot, "/sys/class/block/%s/%s", disk, attr);
-    return read_line(path, buf, cap);
+    bk_root_path(path, sizeof path, sysroot, "/sys/class/block/%s/%s", disk, attr);
+    return bk_read_line(path, buf, cap);
 }
 
 int bk_disk_of_dev(const char *sysroot, dev_t dev, char *disk, size_t disk_cap, bool *is_partition,
                    struct bk_error *err)
 {
     char link[PATH_MAX], target[PATH_MAX];
-    root_path(link, sizeof link, sysroot, "/sys/dev/block/%u:%u", major(dev), minor(dev));
+    bk_root_path(link, sizeof link, sysroot, "/sys/dev/block/%u:%u", major(dev), minor(dev));
     ssize_t n = readlink(link, target, sizeof target - 1);
     if (n < 0)
         return bk_error_set(err, BK_E_IO, errno, "cannot find block device %u:%u in sysfs (%s)",
@@ -70,7 +68,7 @@ int bk_disk_of_dev(const char *sysroot, dev_t dev, char *disk, size_t disk_cap, 
     char *name = strrchr(target, '/');
     name = name ? name + 1 : target;
     char attr[PATH_MAX];
-    root_path(attr, sizeof attr, sysroot, "/sys/class/block/%s/partition", name);
+    bk_root_path(attr, sizeof attr, sysroot, "/sys/class/block/%s/partition", name);
     *is_partition = access(attr, F_OK) == 0;
     if (*is_partition) {
         /* A partition's sysfs directory sits inside its disk's. */
@@ -114,7 +112,7 @@ static void collect_partitions(struct dev_set *s, const char *sysroot, const cha
 {
     dev_set_add(s, sysroot, disk);
     char path[PATH_MAX];
-    root_path(path, sizeof path, sysroot, "/sys/class/block/%s", disk);
+    bk_root_path(path, sizeof path, sysroot, "/sys/class/block/%s", disk);
     DIR *d = opendir(path);
     if (!d)
         return;
@@ -123,7 +121,8 @@ static void collect_partitions(struct dev_set *s, const char *sysroot, const cha
         if (strncmp(e->d_name, disk, strlen(disk)) != 0)
             continue;
         char part[PATH_MAX];
-        root_path(part, sizeof part, sysroot, "/sys/class/block/%s/%s/partition", disk, e->d_name);
+        bk_root_path(part, sizeof part, sysroot, "/sys/class/block/%s/%s/partition", disk,
+                     e->d_name);
         if (access(part, F_OK) == 0)
             dev_set_add(s, sysroot, e->d_name);
     }
@@ -149,7 +148,7 @@ static void unescape(char *s)
 static void check_mounts(const struct dev_set *s, const char *sysroot, struct bk_disk_usage *u)
 {
     char path[PATH_MAX];
-    root_path(path, sizeof path, sysroot, "/proc/self/mountinfo");
+    bk_root_path(path, sizeof path, sysroot, "/proc/self/mountinfo");
     FILE *f = fopen(path, "re");
     if (!f)
         return;
@@ -181,7 +180,7 @@ static void check_mounts(const struct dev_set *s, const char *sysroot, struct bk
 static void check_swaps(const struct dev_set *s, const char *sysroot, struct bk_disk_usage *u)
 {
     char path[PATH_MAX];
-    root_path(path, sizeof path, sysroot, "/proc/swaps");
+    bk_root_path(path, sizeof path, sysroot, "/proc/swaps");
     FILE *f = fopen(path, "re");
     if (!f)
         return;
@@ -208,10 +207,10 @@ static void check_holders(const struct dev_set *s, const char *sysroot, const ch
     for (size_t i = 0; i < s->count; i++) {
         char path[PATH_MAX];
         if (strcmp(s->names[i], disk) == 0)
-            root_path(path, sizeof path, sysroot, "/sys/class/block/%s/holders", disk);
+            bk_root_path(path, sizeof path, sysroot, "/sys/class/block/%s/holders", disk);
         else
-            root_path(path, sizeof path, sysroot, "/sys/class/block/%s/%s/holders", disk,
-                      s->names[i]);
+            bk_root_path(path, sizeof path, sysroot, "/sys/class/block/%s/%s/holders", disk,
+                         s->names[i]);
         DIR *d = opendir(path);
         if (!d)
             continue;

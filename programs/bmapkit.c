@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "bmapkit/bmapkit.h"
+#include "disk_select.h"
 
 static const struct {
     const char *name;
@@ -15,6 +16,7 @@ static const struct {
 } commands[] = {
     {"copy", cmd_copy, "write an image to a disk or file using its bmap, verified"},
     {"create", cmd_create, "make the bmap of an image file"},
+    {"list", cmd_list, "list the disks to flash, marking U-Boot UMS, mounted and system disks"},
 };
 
 #define COMMAND_COUNT (sizeof commands / sizeof commands[0])
@@ -73,7 +75,7 @@ int main(int argc, char **argv)
         }
     }
     if (optind >= argc)
-        return cli_usage_error(NULL, "no command given (one of: copy, create)");
+        return cli_usage_error(NULL, "no command given (one of: copy, create, list)");
 
     const char *name = argv[optind];
     for (size_t i = 0; i < COMMAND_COUNT; i++) {

@@ -14,14 +14,18 @@
 #include <unistd.h>
 
 #include "bmapkit/bmapkit.h"
+#include "disk_select.h"
 #include "progress.h"
 
 static void copy_help(void)
 {
     printf("Usage: bmapkit copy [--bmap BMAP | --nobmap] [OPTIONS] IMAGE DEST\n"
+           "       bmapkit copy [OPTIONS] --ums[=SELECTOR] [--wait SECONDS] IMAGE\n"
            "\n"
            "Write IMAGE to DEST (a block device or a file), only the blocks its bmap lists,\n"
            "checking each range against its checksum. IMAGE may be '-' for standard input.\n"
+           "DEST 'ums' (or 'ums:SELECTOR') is the disk of a board running U-Boot's 'ums'\n"
+           "command, like --ums; write ./ums for a file of that name.\n"
            "Without --bmap the bmap is looked for next to IMAGE (IMAGE.bmap, then with one\n"
            "extension after another removed).\n"
            "\n"
@@ -38,6 +42,12 @@ static void copy_help(void)
            "      --force              write to a disk even though one of its partitions is\n"
            "                           mounted or in use\n"
            "      --no-tune            leave the block device's I/O settings alone\n"
+           "      --ums[=SELECTOR]     write to the U-Boot UMS disk (vendor Linux, model\n"
+           "                           'UMS disk N'); SELECTOR picks one of several by LUN,\n"
+           "                           serial or USB port path (e.g. 0, 1-2.3); its identity\n"
+           "                           is printed before anything is written\n"
+           "      --wait SECONDS       wait this long for the UMS disk to appear (default\n"
+           "                           60, 0: do not wait)\n"
            "      --json-events FILE   write JSON-lines events to FILE ('-': standard output)\n"
            "  -q, --quiet              print only warnings and errors\n"
            "  -d, --debug              print debugging messages\n"
@@ -137,6 +147,8 @@ int cmd_copy(int argc, char **argv)
         OPT_JSON,
         OPT_SIG,
         OPT_NO_SIG,
+        OPT_UMS,
+        OPT_WAIT,
     };
     static const struct option longopts[] = {
         {"bmap", required_argument, NULL, OPT_BMAP},
@@ -153,6 +165,8 @@ int cmd_copy(int argc, char **argv)
         {"keyring", required_argument, NULL, OPT_SIG},
         {"fingerprint", required_argument, NULL, OPT_SIG},
         {"no-sig-verify", no_argument, NULL, OPT_NO_SIG},
+        {"ums", optional_argument, NULL, OPT_UMS},
+        {"wait", required_argument, NULL, OPT_WAIT},
         {"quiet", no_argument, NULL, 'q'},
         {"debug", no_argument, NULL, 'd'},
         {"help", no_argument, NULL, 'h'},
@@ -160,6 +174,10 @@ int cmd_copy(int argc, char **argv)
     };
     const char *bmap_path = NULL, *psplash = NULL, *json = NULL;
     bool nobmap = false;
+    /* The board's UMS disk instead of a DEST path: its selector (NULL: any) and wait. */
+    bool ums = false, wait_given = false;
+    const char *ums_selector = NULL;
+    unsigned ums_timeout = 60;
     struct bk_dest_options dopts = {.sysroot = getenv("BMAPKIT_SYSROOT")};
     struct bk_copy_options copts = {.cancel = &cli_interrupted};
     int c;
@@ -204,6 +222,15 @@ int cmd_copy(int argc, char **argv)
             return EXIT_ERROR;
         case OPT_NO_SIG:
             break;
+        case OPT_UMS:
+            ums = true;
+            ums_selector = optarg && optarg[0] ? optarg : NULL;
+            break;
+        case OPT_WAIT:
+            if (cli_parse_uint(optarg, 0, 86400, &ums_timeout) < 0)
+                return cli_usage_error("copy", "--wait takes a number of seconds from 0 to 86400");
+            wait_given = true;
+            break;
         default: {
             int rc = cli_common_option(c, "copy", argv, longopts, copy_help);
             if (rc != CLI_CONTINUE)
@@ -212,16 +239,29 @@ int cmd_copy(int argc, char **argv)
         }
         }
     }
-    if (argc - optind < 2)
-        return cli_usage_error("copy", "copy needs an IMAGE and a DEST");
-    if (argc - optind > 2)
-        return cli_usage_error("copy", "unexpected argument '%s'", argv[optind + 2]);
+    if (ums && argc - optind == 2)
+        return cli_usage_error("copy", "--ums replaces DEST; give only the IMAGE");
+    const int npos = ums ? 1 : 2;
+    if (argc - optind < npos)
+        return cli_usage_error("copy",
+                               ums ? "copy needs an IMAGE" : "copy needs an IMAGE and a DEST");
+    if (argc - optind > npos)
+        return cli_usage_error("copy", "unexpected argument '%s'", argv[optind + npos]);
+    if (!ums &&
+        (strcmp(argv[optind + 1], "ums") == 0 || strncmp(argv[optind + 1], "ums:", 4) == 0)) {
+        ums = true;
+        ums_selector =
+            argv[optind + 1][3] == ':' && argv[optind + 1][4] ? argv[optind + 1] + 4 : NULL;
+    }
+    if (wait_given && !ums)
+        return cli_usage_error("copy", "--wait applies only to a UMS destination (--ums or "
+                                       "DEST ums)");
     if (bmap_path && nobmap)
         return cli_usage_error("copy", "--bmap and --nobmap exclude each other");
     if (nobmap && copts.readback)
         return cli_usage_error("copy", "--readback checks the bmap's range checksums, so it "
                                        "cannot be used with --nobmap");
-    const char *image = argv[optind], *dest_path = argv[optind + 1];
+    const char *image = argv[optind], *dest_path = ums ? "ums" : argv[optind + 1];
 
     struct bk_error err;
     bk_error_clear(&err);
@@ -267,7 +307,7 @@ int cmd_copy(int argc, char **argv)
         return cli_fail(&err);
     }
     cli_debug("image format: %s", bk_format_name(format));
-    if (strcmp(image, "-") != 0) {
+    if (!ums && strcmp(image, "-") != 0) {
         struct stat a, b;
         if (stat(dest_path, &a) == 0 && stat(image, &b) == 0 && a.st_dev == b.st_dev &&
             a.st_ino == b.st_ino) {
@@ -283,6 +323,30 @@ int cmd_copy(int argc, char **argv)
         return cli_fail(&err);
     }
 
+    /*
+     * The UMS disk is looked for only once the image and bmap passed their checks, so the
+     * user starts 'ums' on the board with nothing left to go wrong on this side. The disk
+     * found then goes through bk_dest_open's checks like any DEST. Under BMAPKIT_SYSROOT
+     * (a fake tree for tests) the destination is SYSROOT/dev/NAME: a regular file there
+     * receives the image as a file, without the block-device checks.
+     */
+    struct bk_disk_info ums_disk;
+    char ums_path[PATH_MAX];
+    if (ums) {
+        int rc = ums_wait(dopts.sysroot, ums_selector, ums_timeout, &ums_disk);
+        if (rc != EXIT_OK) {
+            bk_source_close(src);
+            bk_bmap_free(&bmap);
+            return rc;
+        }
+        char id[1024];
+        disk_identity(&ums_disk, id, sizeof id);
+        cli_info("U-Boot UMS disk (LUN %d) %s", ums_disk.ums_lun, id);
+        snprintf(ums_path, sizeof ums_path, "%s/dev/%s", dopts.sysroot ? dopts.sysroot : "",
+                 ums_disk.name);
+        dest_path = ums_path;
+    }
+
     struct copy_cli cc = {.dest_path = dest_path};
     if (progress_open(&cc.progress, cli.quiet, json, psplash) < 0) {
         bk_source_close(src);
@@ -294,6 +358,11 @@ int cmd_copy(int argc, char **argv)
                      "bmap %s has no range checksums (version %u.%u): the data cannot be "
                      "verified",
                      bmap_path, bmap.version_major, bmap.version_minor);
+    if (ums) {
+        char dev[4096];
+        disk_json(&ums_disk, dev, sizeof dev);
+        progress_event(&cc.progress, "device", "\"device\":%s", dev);
+    }
     dopts.warn = on_warning;
     dopts.warn_ctx = &cc;
     copts.cb = (struct bk_copy_callbacks){.progress = on_progress,

@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# bmapkit list on fake sysfs trees: UMS disk, USB stick, NVMe system disk, partitions, hidden devices; table and JSON.
+source "$TESTS_DIR/lib.sh"
+source "$TESTS_DIR/fake_sysfs.sh"
+command -v python3 >/dev/null || skip "python3 is needed to read the JSON output"
+
+R=$WORK/root
+fake_tree "$R"
+fake_ums "$R" sdb 8:16 0 1-2 0123456789
+fake_usb_stick "$R" sdc 8:32 1-3.4 SanDisk "Ultra Fit"
+fake_part "$R" sdc sdc1 8:33 2048
+fake_mount "$R" 8:33 /media/usb /dev/sdc1
+fake_disk "$R" nvme0n1 259:0 1000215216 pci0000:00/0000:00:1d.0/0000:3d:00.0/nvme/nvme0 0 - \
+    "Samsung SSD 970 EVO" S4EWNX0R
+fake_part "$R" nvme0n1 nvme0n1p1 259:1 1048576
+fake_part "$R" nvme0n1 nvme0n1p2 259:2 999000000
+fake_mount "$R" 259:1 /boot/efi /dev/nvme0n1p1
+fake_mount "$R" 259:2 / /dev/nvme0n1p2
+# Hidden unless --all: a loop device without backing file, zram, device-mapper.
+fake_disk "$R" loop0 7:0 0 virtual 0 - -
+mkdir -p "$R/sys/class/block/loop0/loop"
+fake_disk "$R" loop1 7:1 8192 virtual 0 - -
+mkdir -p "$R/sys/class/block/loop1/loop"
+echo /var/tmp/disk.img >"$R/sys/class/block/loop1/loop/backing_file"
+fake_disk "$R" zram0 252:0 8388608 virtual 0 - -
+fake_disk "$R" dm-0 253:0 8388608 virtual 0 - -
+export BMAPKIT_SYSROOT=$R
+
+# --- the table
+run_ok "$BMAPKIT" list
+out=$WORK/.out
+head -1 "$out" | grep -q '^PATH  *SIZE  *TRANSPORT  *RM  *VENDOR  *MODEL  *SERIAL  *PORT  *MARKS$' ||
+    fail "table header: $(head -1 "$out")"
+[ "$(wc -l <"$out")" -eq 5 ] || { cat "$out"; fail "expected a header and 4 disks"; }
+grep -Eq '^/dev/sdb +8\.0 MiB +usb +1 +Linux +UMS disk 0 +0123456789 +1-2 +ums:0$' "$out" ||
+    { cat "$out"; fail "UMS disk row"; }
+grep -Eq '^/dev/sdc +14\.9 GiB +usb +1 +SanDisk +Ultra Fit +4C530001230101117382 +1-3\.4 +mounted$' "$out" ||
+    { cat "$out"; fail "USB stick row"; }
+grep -Eq '^/dev/nvme0n1 +476\.9 GiB +nvme +0 +- +Samsung SSD 970 EVO +S4EWNX0R +- +system mounted$' "$out" ||
+    { cat "$out"; fail "NVMe system disk row"; }
+grep -Eq '^/dev/loop1 +4\.0 MiB +loop +0 ' "$out" || { cat "$out"; fail "loop device with a backing file"; }
+! grep -Eq 'sdc1|nvme0n1p|loop0|zram|dm-0' "$out" || { cat "$out"; fail "hidden devices listed"; }
+pass "table: UMS disk with LUN, port and serial; USB stick mounted; NVMe marked system; hidden ones left out"
+
+# --- --all adds partitions and virtual devices
+run_ok "$BMAPKIT" list --all
+for n in sdc1 nvme0n1p1 nvme0n1p2 loop0 zram0 dm-0; do
+    grep -q "^/dev/$n " "$WORK/.out" || { cat "$WORK/.out"; fail "--all does not list $n"; }
+done
+grep -Eq '^/dev/nvme0n1p1 .* mounted$' "$WORK/.out" || fail "--all: nvme0n1p1 not marked mounted"
+grep -Eq '^/dev/nvme0n1p2 .* system mounted$' "$WORK/.out" || fail "--all: nvme0n1p2 not marked system"
+grep -Eq '^/dev/zram0 .* zram ' "$WORK/.out" || fail "--all: zram0 transport"
+pass "--all: partitions with their own marks, zram, dm, unused loop"
+
+# --- JSON
+run_ok "$BMAPKIT" list --json
+python3 - "$WORK/.out" <<'PY' || fail "list --json"
+import json, sys
+disks = json.load(open(sys.argv[1]))
+by = {d["name"]: d for d in disks}
+assert sorted(by) == ["loop1", "nvme0n1", "sdb", "sdc"], sorted(by)
+keys = {"path", "name", "type", "disk", "size", "transport", "removable", "read_only", "vendor",
+        "model", "serial", "usb_port", "backing_file", "ums", "ums_lun", "mounted", "system",
+        "swap", "in_use", "usage", "marks"}
+for d in disks:
+    assert set(d) == keys, set(d) ^ keys
+u = by["sdb"]
+assert u["path"] == "/dev/sdb" and u["type"] == "disk" and u["size"] == 16384 * 512
+assert u["vendor"] == "Linux" and u["model"] == "UMS disk 0", u
+assert u["ums"] is True and u["ums_lun"] == 0 and u["marks"] == ["ums"], u
+assert u["usb_port"] == "1-2" and u["serial"] == "0123456789" and u["transport"] == "usb"
+assert u["removable"] is True and u["mounted"] is False and u["system"] is False
+s = by["sdc"]
+assert s["ums"] is False and s["ums_lun"] is None and s["mounted"] and not s["system"], s
+assert s["marks"] == ["mounted"] and "/media/usb" in s["usage"], s
+n = by["nvme0n1"]
+assert n["transport"] == "nvme" and n["system"] and n["mounted"] and n["removable"] is False, n
+assert set(n["marks"]) == {"system", "mounted"} and "mounted on /" in n["usage"], n
+l = by["loop1"]
+assert l["transport"] == "loop" and l["backing_file"] == "/var/tmp/disk.img", l
+PY
+pass "--json: stable fields, marks and identity of each disk"
+
+run_ok "$BMAPKIT" list --json --all
+python3 - "$WORK/.out" <<'PY' || fail "list --json --all"
+import json, sys
+by = {d["name"]: d for d in json.load(open(sys.argv[1]))}
+p = by["nvme0n1p2"]
+assert p["type"] == "partition" and p["disk"] == "nvme0n1" and p["system"], p
+assert by["sdc1"]["type"] == "partition" and by["sdc1"]["disk"] == "sdc"
+assert by["loop0"]["transport"] == "loop" and by["loop0"]["size"] == 0
+PY
+pass "--json --all: partitions name their disk"
+
+# --- a machine without disks; usage errors
+E=$WORK/empty
+fake_tree "$E"
+BMAPKIT_SYSROOT=$E run_ok "$BMAPKIT" list --json
+[ "$(tr -d ' \n' <"$WORK/.out")" = "[]" ] || fail "empty machine: '$(cat "$WORK/.out")'"
+BMAPKIT_SYSROOT=$E run_ok "$BMAPKIT" list
+[ ! -s "$WORK/.out" ] && grep -q "no disks found" "$WORK/.err" || fail "empty machine table"
+pass "no disks: [] in JSON, a message otherwise"
+expect_fail 2 "unexpected argument 'sda'" "$BMAPKIT" list sda
+expect_fail 2 "unknown option '--bogus'" "$BMAPKIT" list --bogus
+BMAPKIT_SYSROOT=$WORK/nothing expect_fail 1 "cannot list block devices" "$BMAPKIT" list
+pass "usage errors and a missing sysfs"
