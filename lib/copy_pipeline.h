@@ -1,0 +1,103 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Internal: the copy pipeline shared by its stages. A reader (copy_read.c), hashers
+ * (copy_hash.c: one per CPU, each taking every Nth range) and a writer (copy_write.c)
+ * pass the slots of a ring around in order; copy.c drives them. A slot holds up to
+ * SLOT_SEGMENTS pieces of ranges, so many small ranges travel together. The writer
+ * trails the hashers by up to half the ring, which lets short ranges be verified
+ * before they are written without stalling long ones.
+ */
+#ifndef BMAPKIT_COPY_PIPELINE_H
+#define BMAPKIT_COPY_PIPELINE_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "copy_internal.h"
+
+#define SLOT_BYTES (4u << 20)
+#define SLOT_COUNT 8u
+#define SLOT_SEGMENTS 256u
+#define WRITE_LAG (SLOT_COUNT / 2)
+#define WRITEBACK_WINDOW (32u << 20)
+#define MAX_HASHERS 8u
+
+/* Pieces at least this long are mapped from a mappable source instead of read. */
+#define MAP_MIN (256u << 10)
+
+struct segment {
+    uint64_t offset; /* in the image */
+    const uint8_t *data;
+    uint32_t len;
+    size_t range;
+    bool range_end;
+    void *map; /* mapping to release after writing, or NULL */
+    size_t map_len;
+};
+
+struct slot {
+    uint8_t *data;
+    size_t nseg;
+    struct segment seg[SLOT_SEGMENTS];
+    bool eof;
+};
+
+struct pipeline {
+    const struct bk_bmap *bmap; /* NULL: whole image, one pseudo range */
+    struct bk_source *src;
+    struct bk_dest *dest;
+    const struct bk_copy_options *opts;
+    struct bk_copy_stats *stats;
+
+    struct slot slots[SLOT_COUNT];
+    pthread_mutex_t lock;
+    pthread_cond_t changed;
+    uint64_t filled, written; /* slot sequence numbers */
+    /* Hasher H takes the ranges whose index modulo hashers is H, in order. */
+    unsigned hashers;
+    uint64_t hashed[MAX_HASHERS];  /* slots hasher H has finished */
+    size_t concluded[MAX_HASHERS]; /* hasher H has judged its ranges below this index */
+    bool finished;                 /* the writer saw the end */
+    bool stop;
+    struct bk_error error;
+    bool failed;
+
+    pthread_mutex_t cb_lock;
+    uint64_t done_bytes;
+
+    /* image bytes below head_bytes, kept until the end */
+    uint64_t head_bytes;
+    uint8_t *head;
+    struct bk_interval *head_parts;
+    size_t head_count, head_cap;
+    uint64_t since_writeback;
+};
+
+struct hasher_arg {
+    struct pipeline *p;
+    unsigned index;
+};
+
+/* True when the caller asked to stop. */
+bool pipeline_cancelled(const struct pipeline *p);
+
+/* Record the first failure and make every stage stop; with the lock held or not. */
+void pipeline_fail_locked(struct pipeline *p, const struct bk_error *e);
+void pipeline_fail(struct pipeline *p, const struct bk_error *e);
+
+/* Ranges to copy: the bmap's, or one for the whole image. */
+size_t pipeline_range_count(const struct pipeline *p);
+
+/* Slots every hasher has finished. Call with the lock held. */
+uint64_t pipeline_hashed_all(const struct pipeline *p);
+
+/* Release the mappings a slot's pieces hold. */
+void pipeline_unmap_slot(struct slot *s);
+
+/* The stages' thread functions; the hashers take a struct hasher_arg. */
+void *pipeline_reader_main(void *arg);
+void *pipeline_hasher_main(void *arg);
+void *pipeline_writer_main(void *arg);
+
+#endif

@@ -1,0 +1,192 @@
+/* SPDX-License-Identifier: MIT */
+/* The reader stage: fills slots with the mapped pieces of the image, in order. */
+#include "copy_pipeline.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+struct reader_pos {
+    size_t range;    /* current range */
+    uint64_t offset; /* next image byte to deliver */
+    uint64_t end;    /* end of the current range; UINT64_MAX when unknown */
+    uint64_t stream; /* position of a non-seekable source */
+};
+
+static void reader_enter_range(struct pipeline *p, struct reader_pos *r)
+{
+    if (p->bmap) {
+        const struct bk_range *rg = &p->bmap->ranges[r->range];
+        r->offset = rg->first * p->bmap->block_size;
+        r->end = r->offset + bk_bmap_range_bytes(p->bmap, r->range);
+    } else {
+        r->offset = 0;
+        r->end = p->src->size >= 0 ? (uint64_t)p->src->size : UINT64_MAX;
+    }
+}
+
+/* Skip stream bytes up to OFFSET, using the CAP bytes at BUF as scratch space. */
+static int reader_skip(struct pipeline *p, struct reader_pos *r, uint64_t offset, uint8_t *buf,
+                       size_t cap, struct bk_error *err)
+{
+    while (r->stream < offset) {
+        uint64_t n = offset - r->stream < cap ? offset - r->stream : cap;
+        if (bk_source_read_full(p->src, buf, (size_t)n, r->stream, err) < 0)
+            return -1;
+        r->stream += n;
+    }
+    return 0;
+}
+
+/*
+ * Read a stream to its end after the last range: a decoder reports a truncated or
+ * damaged stream only when it gets there, and the image must be as long as the bmap
+ * says. Uses the CAP bytes at BUF as scratch space.
+ */
+static int reader_drain(struct pipeline *p, struct reader_pos *r, uint8_t *buf, size_t cap,
+                        struct bk_error *err)
+{
+    if (cap == 0)
+        cap = 1; /* a full slot still has the byte after it: see pipeline_init */
+    if (reader_skip(p, r, p->bmap->image_size, buf, cap, err) < 0)
+        return -1;
+    size_t got;
+    if (p->src->read(p->src, buf, cap, &got, err) < 0)
+        return -1;
+    if (got > 0)
+        return bk_error_set(err, BK_E_FORMAT, 0,
+                            "%s: the image is longer than the %" PRIu64
+                            " bytes its bmap describes: is it the right bmap?",
+                            p->src->name, p->bmap->image_size);
+    return 0;
+}
+
+/* Map LEN image bytes at OFFSET; the mapping starts at the page below OFFSET. */
+static int map_piece(struct pipeline *p, struct segment *g, uint64_t offset, size_t len,
+                     struct bk_error *err)
+{
+    uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
+    uint64_t start = offset - offset % page;
+    size_t map_len = (size_t)(offset - start) + len;
+    /* Populate here, in the reader, so the hasher never waits on page faults. */
+    void *m =
+        mmap(NULL, map_len, PROT_READ, MAP_SHARED | MAP_POPULATE, p->src->map_fd, (off_t)start);
+    if (m == MAP_FAILED)
+        return bk_error_set(err, BK_E_IO, errno, "%s: cannot map bytes %" PRIu64 "-%" PRIu64,
+                            p->src->name, offset, offset + len - 1);
+    g->map = m;
+    g->map_len = map_len;
+    g->data = (const uint8_t *)m + (offset - start);
+    return 0;
+}
+
+void pipeline_unmap_slot(struct slot *s)
+{
+    for (size_t i = 0; i < s->nseg; i++) {
+        if (s->seg[i].map)
+            munmap(s->seg[i].map, s->seg[i].map_len);
+        s->seg[i].map = NULL;
+    }
+}
+
+/* Fill one slot; returns 1 when the image is complete, 0 to go on, -1 on error. */
+static int reader_fill(struct pipeline *p, struct reader_pos *r, struct slot *s,
+                       struct bk_error *err)
+{
+    size_t used = 0;
+    s->nseg = 0;
+    s->eof = false;
+    while (r->range < pipeline_range_count(p)) {
+        if (used == SLOT_BYTES || s->nseg == SLOT_SEGMENTS)
+            return 0;
+        uint64_t want = r->end - r->offset;
+        struct segment *g = &s->seg[s->nseg];
+        *g = (struct segment){.offset = r->offset, .range = r->range};
+        bool mapped = p->src->map_fd >= 0 && p->bmap && want >= MAP_MIN;
+        if (want > SLOT_BYTES - used)
+            want = SLOT_BYTES - used;
+        size_t got = (size_t)want;
+        if (mapped) {
+            /* A mapped piece takes a whole slot's share of the ring, but no buffer. */
+            if (used > 0)
+                return 0;
+            if (map_piece(p, g, r->offset, got, err) < 0)
+                return -1;
+            used = SLOT_BYTES;
+        } else {
+            uint8_t *buf = s->data + used;
+            g->data = buf;
+            if (p->src->seekable && p->bmap) {
+                if (bk_source_pread_full(p->src, buf, got, r->offset, err) < 0)
+                    return -1;
+            } else {
+                if (reader_skip(p, r, r->offset, buf, SLOT_BYTES - used, err) < 0)
+                    return -1;
+                if (p->bmap || r->end != UINT64_MAX) {
+                    if (bk_source_read_full(p->src, buf, got, r->offset, err) < 0)
+                        return -1;
+                } else if (p->src->read(p->src, buf, got, &got, err) < 0) {
+                    return -1;
+                }
+                r->stream += got;
+            }
+            used += got;
+        }
+        bool at_end = r->offset + got == r->end || (got == 0 && r->end == UINT64_MAX);
+        if (got > 0 || at_end) {
+            g->len = (uint32_t)got;
+            g->range_end = at_end;
+            s->nseg++;
+        }
+        r->offset += got;
+        if (at_end) {
+            r->range++;
+            if (r->range < pipeline_range_count(p))
+                reader_enter_range(p, r);
+        }
+    }
+    if (p->bmap && !p->src->seekable &&
+        reader_drain(p, r, s->data + used, SLOT_BYTES - used, err) < 0)
+        return -1;
+    s->eof = true;
+    return 1;
+}
+
+void *pipeline_reader_main(void *arg)
+{
+    struct pipeline *p = arg;
+    struct bk_error err;
+    bk_error_clear(&err);
+    struct reader_pos r = {0};
+    if (pipeline_range_count(p) > 0)
+        reader_enter_range(p, &r);
+
+    for (int done = 0; !done;) {
+        pthread_mutex_lock(&p->lock);
+        while (!p->stop && p->filled - p->written >= SLOT_COUNT)
+            pthread_cond_wait(&p->changed, &p->lock);
+        bool stop = p->stop;
+        pthread_mutex_unlock(&p->lock);
+        if (stop)
+            break;
+        if (pipeline_cancelled(p)) {
+            bk_error_set(&err, BK_E_CANCELLED, 0, "interrupted");
+            pipeline_fail(p, &err);
+            break;
+        }
+        struct slot *s = &p->slots[p->filled % SLOT_COUNT];
+        done = reader_fill(p, &r, s, &err);
+        if (done < 0) {
+            pipeline_fail(p, &err);
+            break;
+        }
+        pthread_mutex_lock(&p->lock);
+        p->filled++;
+        pthread_cond_broadcast(&p->changed);
+        pthread_mutex_unlock(&p->lock);
+    }
+    return NULL;
+}
