@@ -18,8 +18,7 @@ static bool is_tar(const uint8_t *head, size_t len)
     return len >= TAR_HEADER && memcmp(head + 257, "ustar", 5) == 0;
 }
 
-struct bk_source *bk_decode_for(enum bk_format format, struct bk_source *in,
-                                struct bk_error *err)
+struct bk_source *bk_decode_for(enum bk_format format, struct bk_source *in, struct bk_error *err)
 {
     switch (format) {
     case BK_FORMAT_GZIP:
@@ -79,6 +78,38 @@ static struct bk_source *decode_any(enum bk_format format, struct bk_source *in,
     return d;
 }
 
+/* The format a file name's suffix promises (the suffixes bmaptool knows), or RAW. */
+static enum bk_format format_of_name(const char *path)
+{
+    static const struct {
+        const char *suffix;
+        enum bk_format format;
+    } suffixes[] = {
+        {".gz", BK_FORMAT_GZIP},   {".gzip", BK_FORMAT_GZIP}, {".tgz", BK_FORMAT_GZIP},
+        {".bz2", BK_FORMAT_BZIP2}, {".tbz", BK_FORMAT_BZIP2}, {".tbz2", BK_FORMAT_BZIP2},
+        {".tb2", BK_FORMAT_BZIP2}, {".xz", BK_FORMAT_XZ},     {".txz", BK_FORMAT_XZ},
+        {".lzo", BK_FORMAT_LZOP},  {".tzo", BK_FORMAT_LZOP},  {".lz4", BK_FORMAT_LZ4},
+        {".tlz4", BK_FORMAT_LZ4},  {".zst", BK_FORMAT_ZSTD},  {".tzst", BK_FORMAT_ZSTD},
+        {".zip", BK_FORMAT_ZIP},
+    };
+    size_t len = strlen(path);
+    for (size_t i = 0; i < sizeof suffixes / sizeof suffixes[0]; i++) {
+        size_t n = strlen(suffixes[i].suffix);
+        if (len > n && strcmp(path + len - n, suffixes[i].suffix) == 0)
+            return suffixes[i].format;
+    }
+    return BK_FORMAT_RAW;
+}
+
+/* Run SRC on a thread of its own; on failure SRC is closed. */
+static struct bk_source *threaded(struct bk_source *src, struct bk_error *err)
+{
+    struct bk_source *t = bk_source_threaded(src, err);
+    if (!t)
+        bk_source_close(src);
+    return t;
+}
+
 struct bk_source *bk_source_open_image(const char *path, enum bk_format *format_out,
                                        struct bk_error *err)
 {
@@ -92,11 +123,23 @@ struct bk_source *bk_source_open_image(const char *path, enum bk_format *format_
     enum bk_format format = bk_format_detect(head, len);
     if (format_out)
         *format_out = format;
+    /* A compressed file too damaged to show its magic must not pass as a raw image. */
+    enum bk_format named = strcmp(path, "-") == 0 ? BK_FORMAT_RAW : format_of_name(path);
+    if (named != BK_FORMAT_RAW && named != format) {
+        bk_error_set(err, BK_E_FORMAT, 0,
+                     "%s: the name says %s, but the content is %s (damaged, or misnamed?)",
+                     src->name, bk_format_name(named),
+                     format == BK_FORMAT_RAW ? "not compressed" : bk_format_name(format));
+        bk_source_close(src);
+        return NULL;
+    }
 
-    if (format == BK_FORMAT_RAW)
-        return is_tar(head, len) ? wrap(src, bk_decode_archive, err) : src;
-    if (format == BK_FORMAT_ZIP)
-        return wrap(src, bk_decode_archive, err);
+    if (format == BK_FORMAT_RAW && !is_tar(head, len))
+        return src;
+    if (format == BK_FORMAT_RAW || format == BK_FORMAT_ZIP) {
+        struct bk_source *a = wrap(src, bk_decode_archive, err);
+        return a ? threaded(a, err) : NULL;
+    }
 
     if (format == BK_FORMAT_XZ && src->seekable) {
         /* Random access through the block index when the file has several blocks. */
@@ -128,8 +171,5 @@ struct bk_source *bk_source_open_image(const char *path, enum bk_format *format_
         return NULL;
     if (is_tar(head, len) && !(dec = wrap(dec, bk_decode_archive, err)))
         return NULL;
-    struct bk_source *t = bk_source_threaded(dec, err);
-    if (!t)
-        bk_source_close(dec);
-    return t;
+    return threaded(dec, err);
 }

@@ -174,3 +174,10 @@ pass "unknown option: exit 2"
 expect_fail 2 '' "$BMAPKIT" copy -q --bmap v2.0.bmap good.img out.img extra
 [ ! -e out.img ] || fail "extra argument: out.img was created"
 pass "extra argument: exit 2"
+
+# A file whose name promises compression but whose content does not (cut before its
+# magic, or misnamed) is refused rather than copied as a raw image.
+head -c 3 "$WORK/good.img" >"$WORK/cut.xz"
+rm -f "$WORK/cut.out"
+expect_fail 1 'name says xz' "$BMAPKIT" copy --nobmap "$WORK/cut.xz" "$WORK/cut.out"
+pass "a .xz file without xz content is refused, also with --nobmap"
