@@ -1,0 +1,167 @@
+#!/usr/bin/env bash
+# bmapkit copy of gzip images: gzip and pigz output, several members, the .gz and .gzip suffixes, no suffix, standard input, --nobmap; truncated, flipped and trailing-garbage files fail.
+source "$TESTS_DIR/lib.sh"
+
+FORMAT=gzip
+command -v gzip >/dev/null 2>&1 || skip "gzip is not installed"
+require_sparse_support "$WORK"
+cd "$WORK"
+[ "$BS" -eq 4096 ] || skip "the test images assume 4096-byte blocks, $WORK has $BS"
+MiB=$((1024 * 1024))
+END='([^0-9]|$)' # the end of a number in a pattern
+
+# The image: data in the first MiB, holes, random and compressible ranges, a partial
+# last block holding data.
+new_sparse disk.img $((6 * MiB + 1234))
+put_blocks disk.img 1 30
+seq 1 400000 >text
+dd if=text of=disk.img bs=4096 seek=300 conv=notrunc status=none
+put_blocks disk.img 1000 150
+put_random disk.img $((1536 * 4096)) 1234
+run_ok "$BMAPKIT" create -q -o disk.img.bmap disk.img
+[ "$(bmap_range_count disk.img.bmap)" -eq 4 ] || fail "the test image should have 4 ranges"
+
+# copy_ok NAME ARGS...: bmapkit copy -q ARGS... out.img succeeds and out.img equals the
+# image byte for byte and hole for hole.
+copy_ok() {
+    local name=$1
+    shift
+    rm -f out.img
+    run_ok "$BMAPKIT" copy -q "$@" out.img
+    same_as_image disk.img disk.img.bmap out.img
+    pass "$name"
+}
+
+# nobmap_ok NAME FILE: --nobmap copies all of FILE's image.
+nobmap_ok() {
+    rm -f out.img
+    run_ok "$BMAPKIT" copy -q --nobmap "$2" out.img
+    cmp disk.img out.img || fail "$1: --nobmap copy differs from the image"
+    pass "$1: --nobmap"
+}
+
+# piped_ok NAME FILE ARGS...: cat FILE | bmapkit copy -q ARGS... - out.img succeeds and
+# gives the image.
+piped_ok() {
+    local name=$1 file=$2
+    shift 2
+    rm -f out.img
+    if ! cat "$file" | "$BMAPKIT" copy -q "$@" - out.img >.out 2>.err; then
+        cat .err
+        fail "$name: copy from a pipe failed"
+    fi
+    cmp disk.img out.img || fail "$name: copy from a pipe differs from the image"
+    pass "$name"
+}
+
+# copy_fails NAME PATTERN ARGS...: bmapkit copy -q ARGS... out.img exits non-zero with one
+# "bmapkit: error:" line that names the format and matches PATTERN (grep -Ei), and
+# leaves no complete copy: out.img is not created, or the message says it lacks the
+# image's first MiB (or got nothing) and it indeed does not hold it. A flipped byte
+# may instead be caught first by a range checksum of the bmap (exit 3): PATTERN
+# "|verify" allows that.
+copy_fails() {
+    local name=$1 pattern=$2 rc=0 line
+    shift 2
+    rm -f out.img
+    "$BMAPKIT" copy -q "$@" out.img >.out 2>.err || rc=$?
+    [ "$rc" -ne 0 ] || fail "$name: exit status 0 from: copy $*"
+    [ ! -s .out ] || fail "$name: output on stdout"
+    if [ "$(grep -c '^bmapkit: error: ' .err)" -ne 1 ] || [ "$(wc -l <.err)" -ne 1 ]; then
+        cat .err
+        fail "$name: expected exactly one 'bmapkit: error:' line"
+    fi
+    line=$(cat .err)
+    if [ "$rc" -eq 3 ] && [[ $pattern == *"|verify" ]]; then
+        grep -Eq 'blocks [0-9]+-[0-9]+' <<<"$line" || fail "$name: exit 3 but '$line'"
+    else
+        [ "$rc" -eq 1 ] || fail "$name: exit status $rc, expected 1: $line"
+        grep -qi -- "$FORMAT" <<<"$line" || fail "$name: '$line' does not name $FORMAT"
+        grep -Eqi -- "${pattern%|verify}" <<<"$line" || fail "$name: '$line' does not match /$pattern/"
+    fi
+    if [ -e out.img ]; then
+        grep -Eq "nothing was written|without the image's first MiB" <<<"$line" ||
+            fail "$name: '$line' does not say out.img is incomplete"
+        if cmp -s -n "$MiB" disk.img out.img; then
+            fail "$name: the failed copy holds the image's first MiB"
+        fi
+    fi
+}
+
+# damaged NAME FILE PATTERN: FILE fails with the bmap, with --nobmap and from standard
+# input.
+damaged() {
+    local name=$1 file=$2 pattern=$3
+    copy_fails "$name, bmap" "$pattern" --bmap disk.img.bmap "$file"
+    copy_fails "$name, --nobmap" "${pattern%|verify}" --nobmap "$file"
+    copy_fails "$name, stdin" "$pattern" --bmap disk.img.bmap - <"$file"
+    pass "$name: fails (bmap, --nobmap, stdin) naming $FORMAT"
+}
+
+# --- gzip(1) output, under every suffix and none
+gzip -c disk.img >disk.img.gz
+cp disk.img.gz disk.img.gzip
+cp disk.img.gz packed
+copy_ok "gzip, .gz, bmap found by name" disk.img.gz
+copy_ok "gzip, .gzip, bmap found by name" disk.img.gzip
+copy_ok "gzip, no suffix (magic), --bmap" --bmap disk.img.bmap packed
+copy_ok "gzip, standard input from the file" --bmap disk.img.bmap - <disk.img.gz
+piped_ok "gzip, standard input from a pipe" disk.img.gz --bmap disk.img.bmap
+nobmap_ok "gzip, .gz" disk.img.gz
+nobmap_ok "gzip, no suffix" packed
+piped_ok "gzip, pipe, --nobmap" disk.img.gz --nobmap
+
+# --- several members: gzip of two pieces, concatenated, with a name in each header
+head -c $((2 * MiB + 5)) disk.img | gzip -c >members.gz
+tail -c +$((2 * MiB + 6)) disk.img | gzip -9 -c >>members.gz
+copy_ok "two gzip members" --bmap disk.img.bmap members.gz
+nobmap_ok "two gzip members" members.gz
+piped_ok "two gzip members, pipe" members.gz --bmap disk.img.bmap
+# An empty member between the two is allowed too.
+head -c $((2 * MiB + 5)) disk.img | gzip -c >members3.gz
+gzip -c </dev/null >>members3.gz
+tail -c +$((2 * MiB + 6)) disk.img | gzip -1 -c >>members3.gz
+copy_ok "three gzip members, one empty" --bmap disk.img.bmap members3.gz
+
+# --- pigz output (many deflate blocks, and concatenated pigz members)
+if command -v pigz >/dev/null 2>&1; then
+    pigz -p 2 -b 128 -c disk.img >disk.pigz.gz
+    copy_ok "pigz" --bmap disk.img.bmap disk.pigz.gz
+    nobmap_ok "pigz" disk.pigz.gz
+    pigz -i -p 2 -c disk.img >disk.pigzi.gz
+    copy_ok "pigz --independent" --bmap disk.img.bmap disk.pigzi.gz
+    head -c $MiB disk.img | pigz -c >pigz-members.gz
+    tail -c +$((MiB + 1)) disk.img | pigz -c >>pigz-members.gz
+    copy_ok "two pigz members" --bmap disk.img.bmap pigz-members.gz
+else
+    note_skip "pigz is not installed"
+fi
+
+# --- damaged files
+size=$(stat -c %s disk.img.gz)
+[ "$size" -gt 4096 ] || fail "disk.img.gz is only $size bytes"
+for cut in 6 $((size / 2)) $((size - 5)) $((size - 1)); do
+    head -c "$cut" disk.img.gz >cut.gz
+    damaged "cut at byte $cut of $size" cut.gz "truncated.* at byte $cut$END"
+done
+# Cut inside the second member: right after its first byte, and further in.
+head -c $((2 * MiB + 5)) disk.img | gzip -c >one.gz
+first=$(stat -c %s one.gz)
+for cut in $((first + 1)) $((first + 1000)); do
+    head -c "$cut" members.gz >cut.gz
+    damaged "two members, cut at byte $cut" cut.gz "truncated.* at byte $cut$END"
+done
+
+cp disk.img.gz flipped.gz
+old=$(od -An -tu1 -j $((size / 2)) -N1 disk.img.gz | tr -d ' ')
+put_byte flipped.gz $((size / 2)) "$(printf '%02x' $((old ^ 0xff)))"
+damaged "one byte flipped at $((size / 2))" flipped.gz "corrupt|verify"
+
+{ cat disk.img.gz && printf 'garbage\n'; } >trailing.gz
+damaged "trailing garbage" trailing.gz "trailing data.* at byte $size$END"
+# Zero padding after the last member is refused too (gzip(1) only warns about it):
+# a flasher cannot tell it from damage.
+{ cat disk.img.gz && head -c 512 /dev/zero; } >padded.gz
+damaged "zero padding after the last member" padded.gz "trailing data.* at byte $size$END"
+{ cat disk.img.gz && printf '\037'; } >half-magic.gz
+damaged "one byte of a further member's magic" half-magic.gz "truncated.* at byte $((size + 1))$END"

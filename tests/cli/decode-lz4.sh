@@ -1,0 +1,173 @@
+#!/usr/bin/env bash
+# bmapkit copy of lz4 images: lz4 frame output with and without checksums and linked blocks, several frames and skippable frames, the .lz4 suffix, no suffix, standard input, --nobmap; truncated, flipped, trailing-garbage and legacy-format files fail.
+source "$TESTS_DIR/lib.sh"
+
+FORMAT=lz4
+command -v lz4 >/dev/null 2>&1 || skip "lz4 is not installed"
+require_sparse_support "$WORK"
+cd "$WORK"
+[ "$BS" -eq 4096 ] || skip "the test images assume 4096-byte blocks, $WORK has $BS"
+MiB=$((1024 * 1024))
+END='([^0-9]|$)' # the end of a number in a pattern
+
+# The image: data in the first MiB, holes, random and compressible ranges, a partial
+# last block holding data.
+new_sparse disk.img $((6 * MiB + 1234))
+put_blocks disk.img 1 30
+seq 1 400000 >text
+dd if=text of=disk.img bs=4096 seek=300 conv=notrunc status=none
+put_blocks disk.img 1000 150
+put_random disk.img $((1536 * 4096)) 1234
+run_ok "$BMAPKIT" create -q -o disk.img.bmap disk.img
+[ "$(bmap_range_count disk.img.bmap)" -eq 4 ] || fail "the test image should have 4 ranges"
+
+# copy_ok NAME ARGS...: bmapkit copy -q ARGS... out.img succeeds and out.img equals the
+# image byte for byte and hole for hole.
+copy_ok() {
+    local name=$1
+    shift
+    rm -f out.img
+    run_ok "$BMAPKIT" copy -q "$@" out.img
+    same_as_image disk.img disk.img.bmap out.img
+    pass "$name"
+}
+
+# nobmap_ok NAME FILE: --nobmap copies all of FILE's image.
+nobmap_ok() {
+    rm -f out.img
+    run_ok "$BMAPKIT" copy -q --nobmap "$2" out.img
+    cmp disk.img out.img || fail "$1: --nobmap copy differs from the image"
+    pass "$1: --nobmap"
+}
+
+# piped_ok NAME FILE ARGS...: cat FILE | bmapkit copy -q ARGS... - out.img succeeds and
+# gives the image.
+piped_ok() {
+    local name=$1 file=$2
+    shift 2
+    rm -f out.img
+    if ! cat "$file" | "$BMAPKIT" copy -q "$@" - out.img >.out 2>.err; then
+        cat .err
+        fail "$name: copy from a pipe failed"
+    fi
+    cmp disk.img out.img || fail "$name: copy from a pipe differs from the image"
+    pass "$name"
+}
+
+# copy_fails NAME PATTERN ARGS...: bmapkit copy -q ARGS... out.img exits non-zero with one
+# "bmapkit: error:" line that names the format and matches PATTERN (grep -Ei), and
+# leaves no complete copy: out.img is not created, or the message says it lacks the
+# image's first MiB (or got nothing) and it indeed does not hold it. A flipped byte
+# may instead be caught first by a range checksum of the bmap (exit 3): PATTERN
+# "|verify" allows that.
+copy_fails() {
+    local name=$1 pattern=$2 rc=0 line
+    shift 2
+    rm -f out.img
+    "$BMAPKIT" copy -q "$@" out.img >.out 2>.err || rc=$?
+    [ "$rc" -ne 0 ] || fail "$name: exit status 0 from: copy $*"
+    [ ! -s .out ] || fail "$name: output on stdout"
+    if [ "$(grep -c '^bmapkit: error: ' .err)" -ne 1 ] || [ "$(wc -l <.err)" -ne 1 ]; then
+        cat .err
+        fail "$name: expected exactly one 'bmapkit: error:' line"
+    fi
+    line=$(cat .err)
+    if [ "$rc" -eq 3 ] && [[ $pattern == *"|verify" ]]; then
+        grep -Eq 'blocks [0-9]+-[0-9]+' <<<"$line" || fail "$name: exit 3 but '$line'"
+    else
+        [ "$rc" -eq 1 ] || fail "$name: exit status $rc, expected 1: $line"
+        grep -qi -- "$FORMAT" <<<"$line" || fail "$name: '$line' does not name $FORMAT"
+        grep -Eqi -- "${pattern%|verify}" <<<"$line" || fail "$name: '$line' does not match /$pattern/"
+    fi
+    if [ -e out.img ]; then
+        grep -Eq "nothing was written|without the image's first MiB" <<<"$line" ||
+            fail "$name: '$line' does not say out.img is incomplete"
+        if cmp -s -n "$MiB" disk.img out.img; then
+            fail "$name: the failed copy holds the image's first MiB"
+        fi
+    fi
+}
+
+# damaged NAME FILE PATTERN: FILE fails with the bmap, with --nobmap and from standard
+# input.
+damaged() {
+    local name=$1 file=$2 pattern=$3
+    copy_fails "$name, bmap" "$pattern" --bmap disk.img.bmap "$file"
+    copy_fails "$name, --nobmap" "${pattern%|verify}" --nobmap "$file"
+    copy_fails "$name, stdin" "$pattern" --bmap disk.img.bmap - <"$file"
+    pass "$name: fails (bmap, --nobmap, stdin) naming $FORMAT"
+}
+
+# --- lz4(1) output, under its suffix and none (lz4 writes to stdout only when told)
+lz4 -q -c disk.img >disk.img.lz4
+cp disk.img.lz4 packed
+copy_ok "lz4, .lz4, bmap found by name" disk.img.lz4
+copy_ok "lz4, no suffix (magic), --bmap" --bmap disk.img.bmap packed
+copy_ok "lz4, standard input from the file" --bmap disk.img.bmap - <disk.img.lz4
+piped_ok "lz4, standard input from a pipe" disk.img.lz4 --bmap disk.img.bmap
+nobmap_ok "lz4, .lz4" disk.img.lz4
+nobmap_ok "lz4, no suffix" packed
+piped_ok "lz4, pipe, --nobmap" disk.img.lz4 --nobmap
+lz4 -q -9 -BD -B4 --content-size -BX -c disk.img >linked.lz4
+copy_ok "lz4 -9, linked 64 KiB blocks, block checksums, content size" --bmap disk.img.bmap linked.lz4
+lz4 -q --no-frame-crc -c disk.img >nocheck.lz4
+copy_ok "lz4 --no-frame-crc" --bmap disk.img.bmap nocheck.lz4
+
+# --- several frames and skippable frames
+# skippable N TEXT: a skippable frame with magic 0x184D2A5N holding TEXT.
+skippable() {
+    python3 -c 'import struct, sys
+data = sys.argv[2].encode()
+sys.stdout.buffer.write(struct.pack("<II", 0x184D2A50 + int(sys.argv[1]), len(data)) + data)' "$1" "$2"
+}
+{
+    head -c $((2 * MiB + 5)) disk.img | lz4 -q -c
+    skippable 0 "metadata"
+    tail -c +$((2 * MiB + 6)) disk.img | lz4 -q -c
+    skippable 15 ""
+} >frames.lz4
+copy_ok "two frames and two skippable frames" --bmap disk.img.bmap frames.lz4
+nobmap_ok "two frames and two skippable frames" frames.lz4
+piped_ok "two frames and two skippable frames, pipe" frames.lz4 --bmap disk.img.bmap
+{ lz4 -q -c </dev/null && cat disk.img.lz4 && lz4 -q -c </dev/null; } >empty-frames.lz4
+copy_ok "empty frames around the image" --bmap disk.img.bmap empty-frames.lz4
+
+# --- damaged files
+size=$(stat -c %s disk.img.lz4)
+[ "$size" -gt 4096 ] || fail "disk.img.lz4 is only $size bytes"
+for cut in 6 $((size / 2)) $((size - 5)) $((size - 1)); do
+    head -c "$cut" disk.img.lz4 >cut.lz4
+    damaged "cut at byte $cut of $size" cut.lz4 "truncated.* at byte $cut$END"
+done
+# Cut inside the second frame and inside the skippable frame after it.
+first=$(($(head -c $((2 * MiB + 5)) disk.img | lz4 -q -c | wc -c) + 16))
+second=$(($(stat -c %s frames.lz4) - 8))
+for cut in $((first + 2)) $((first + 1000)) $((second + 2)) $((second + 6)); do
+    head -c "$cut" frames.lz4 >cut.lz4
+    damaged "frames, cut at byte $cut" cut.lz4 "truncated.* at byte $cut$END"
+done
+
+cp disk.img.lz4 flipped.lz4
+old=$(od -An -tu1 -j $((size / 2)) -N1 disk.img.lz4 | tr -d ' ')
+put_byte flipped.lz4 $((size / 2)) "$(printf '%02x' $((old ^ 0xff)))"
+damaged "one byte flipped at $((size / 2))" flipped.lz4 "corrupt|verify"
+
+{ cat disk.img.lz4 && printf 'garbage\n'; } >trailing.lz4
+damaged "trailing garbage" trailing.lz4 "trailing data.* at byte $size$END"
+{ cat disk.img.lz4 && printf 'ga'; } >trailing.lz4
+damaged "two bytes of trailing garbage" trailing.lz4 "trailing data.* at byte $size$END"
+{ cat disk.img.lz4 && head -c 512 /dev/zero; } >padded.lz4
+damaged "zero padding after the last frame" padded.lz4 "trailing data.* at byte $size$END"
+
+# --- the legacy format (lz4 -l) is not supported, and says so when it follows a frame
+lz4 -q -l -c disk.img >legacy.lz4
+[ "$(od -An -tx1 -N4 legacy.lz4 | tr -d ' ')" = 02214c18 ] || fail "lz4 -l did not write the legacy magic"
+{ cat disk.img.lz4 && cat legacy.lz4; } >then-legacy.lz4
+damaged "a legacy frame after a frame" then-legacy.lz4 "legacy.* at byte $size$END"
+# Alone it is not recognised as lz4 at all but taken for a raw image, which the bmap
+# does not describe.
+rm -f out.img
+rc=0
+"$BMAPKIT" copy -q --bmap disk.img.bmap legacy.lz4 out.img 2>.err || rc=$?
+[ "$rc" -ne 0 ] || fail "a legacy lz4 file was copied as if it were the image"
+pass "legacy lz4 file with the image's bmap: exit $rc"
