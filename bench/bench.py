@@ -1110,7 +1110,7 @@ def plan_copy(ctx, workloads, notes):
                      "reproduce a tiny image in that format (or its compressor is missing)")
     cases = []
     for wl in workloads:
-        fmts = [f for f in supported if wl.kind == "wic" or f == "raw"]
+        fmts = [f for f in supported if wl.kind == "wic" or wl.id == "W0" or f == "raw"]
         for fmt in fmts:
             for dest in a.dest:
                 cases.append(copy_case(ctx, wl, fmt, dest))

@@ -45,7 +45,7 @@ if build fuzz env CC=clang meson setup "$out/fuzz" -Dtests=disabled -Dfuzz=enabl
     -Db_sanitize=address,undefined -Db_lundef=false \
     -Dc_args=-fsanitize=fuzzer-no-link -Dwerror=true; then
     for target in "$out"/fuzz/fuzz/fuzz_*; do
-        [ -x "$target" ] || continue
+        [ -f "$target" ] && [ -x "$target" ] || continue
         name=$(basename "$target")
         corpus="$out/corpus-$name"
         mkdir -p "$corpus"
