@@ -157,9 +157,9 @@ if command -v sfdisk >/dev/null && command -v mkfs.ext4 >/dev/null; then
     else
         expect_fail 1 'partition' "$BMAPKIT" copy -q --removable-device --bmap img.bmap img "$part"
         pass "--removable-device on the partition $part: refused"
-        mkfs.ext4 -q -F "$part" >/dev/null 2>&1 || fail "mkfs.ext4 $part failed"
+        mkfs.ext4 -q -F -E lazy_itable_init=0,lazy_journal_init=0 "$part" >/dev/null 2>&1 || fail "mkfs.ext4 $part failed"
         mkdir mnt
-        if mount "$part" mnt 2>.mount.err; then
+        if mount -o ro "$part" mnt 2>.mount.err; then
             at_exit "umount '$WORK/mnt' 2>/dev/null"
             cp parted.back parted.saved 2>/dev/null || true
             dd if="$PARTED" of=parted.saved bs=1M status=none
@@ -184,11 +184,11 @@ fi
 # for partitions, through the mount table; nothing is written.
 if command -v mkfs.ext4 >/dev/null; then
     pattern whole.back $((32 * MiB))
-    mkfs.ext4 -q -F whole.back >/dev/null 2>&1 || fail "mkfs.ext4 whole.back failed"
+    mkfs.ext4 -q -F -E lazy_itable_init=0,lazy_journal_init=0 whole.back >/dev/null 2>&1 || fail "mkfs.ext4 whole.back failed"
     attach whole.back || fail "cannot attach whole.back"
     WHOLE=$LOOP
     mkdir -p wmnt
-    if mount "$WHOLE" wmnt 2>.wmount.err; then
+    if mount -o ro "$WHOLE" wmnt 2>.wmount.err; then
         at_exit "umount '$WORK/wmnt' 2>/dev/null"
         dd if="$WHOLE" of=whole.saved bs=1M status=none
         expect_fail 1 'mounted on' "$BMAPKIT" copy -q --bmap img.bmap img "$WHOLE"
