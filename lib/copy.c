@@ -4,6 +4,7 @@
  * image's beginning last and reads the copy back when asked.
  */
 #include "copy_pipeline.h"
+#include "cpus.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -232,8 +233,8 @@ int bk_copy(const struct bk_bmap *bmap, struct bk_source *src, struct bk_dest *d
     p->opts = opts;
     p->stats = stats;
     p->head_bytes = opts->head_bytes ? opts->head_bytes : BK_COPY_HEAD_BYTES;
-    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-    p->hashers = cpus < 1 ? 1 : cpus > (long)MAX_HASHERS ? MAX_HASHERS : (unsigned)cpus;
+    unsigned cpus = bk_cpu_count();
+    p->hashers = cpus > MAX_HASHERS ? MAX_HASHERS : cpus;
     if (!bmap || bmap->range_count < 2 || opts->no_verify)
         p->hashers = 1;
 

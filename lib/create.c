@@ -20,6 +20,8 @@
 
 #include <linux/fs.h>
 
+#include "cpus.h"
+
 #define HASH_BUFFER (4 * 1024 * 1024)
 #define MAX_THREADS 64
 
@@ -253,8 +255,8 @@ static int by_size_desc(const void *a, const void *b)
 
 static unsigned online_cpus(void)
 {
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    return n < 1 ? 1 : n > MAX_THREADS ? MAX_THREADS : (unsigned)n;
+    unsigned n = bk_cpu_count();
+    return n > MAX_THREADS ? MAX_THREADS : n;
 }
 
 static int hash_ranges(int fd, const char *name, struct bk_bmap *b,

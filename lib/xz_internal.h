@@ -1,0 +1,78 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Internal: the pieces of random access into xz files. xz_index.c reads and checks a
+ * file's streams and indexes; xz_block.c decodes one block on its own;
+ * decode_xz_indexed.c plans which blocks a copy needs and decodes them on workers.
+ */
+#ifndef BMAPKIT_XZ_INTERNAL_H
+#define BMAPKIT_XZ_INTERNAL_H
+
+#include <lzma.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "bmapkit/source.h"
+
+/* Compressed bytes read at a time, and the size of a block decoder's scratch buffer. */
+#define XZ_IO_BYTES ((size_t)256 << 10)
+
+static inline uint64_t xz_min64(uint64_t a, uint64_t b)
+{
+    return a < b ? a : b;
+}
+
+/* One block, as the index describes it. Offsets are in the file and in the image. */
+struct xz_blk {
+    uint64_t uoff, usize;
+    uint64_t coff, total, unpadded;
+    lzma_check check;
+};
+
+/* The decoding of one block, from its header to its integrity check. */
+struct xz_blockdec {
+    struct xz_blk b;
+    lzma_stream strm;
+    lzma_block block;
+    lzma_filter filters[LZMA_FILTERS_MAX + 1];
+    bool live, finished;
+    uint64_t cin; /* next compressed byte to read */
+    uint8_t *inbuf;
+};
+
+/* Read exactly LEN bytes of the compressed file at OFF; running short is "truncated". */
+int xz_read_at(struct bk_source *in, void *buf, size_t len, uint64_t off, struct bk_error *err);
+
+/*
+ * Read the index of the whole xz file IN (seekable, size known), checking every
+ * stream's footer, index, header and padding and that the streams fill the file
+ * exactly. A file that does not end in a stream footer fails with a message telling a
+ * truncated file from one with data after its last stream.
+ */
+int xz_index_read(struct bk_source *in, lzma_index **out, struct bk_error *err);
+
+/* The block the iterator points at. */
+void xz_blk_from(const lzma_index_iter *it, struct xz_blk *b);
+
+/* Set up D with nothing allocated; xz_blockdec_end frees what it holds. */
+void xz_blockdec_init(struct xz_blockdec *d);
+void xz_blockdec_end(struct xz_blockdec *d);
+
+/* Read and check block B's header; *MEM receives the memory its decoder will need. */
+int xz_blockdec_header(struct bk_source *in, struct xz_blockdec *d, const struct xz_blk *b,
+                       uint64_t *mem, struct bk_error *err);
+
+/* Start decoding the block whose header xz_blockdec_header read. */
+int xz_blockdec_start(struct bk_source *in, struct xz_blockdec *d, struct bk_error *err);
+
+/*
+ * Decode the block's next LEN bytes into OUT (LEN at most what is left). With the last
+ * byte out, the block is read to its end, so that its integrity check is verified.
+ */
+int xz_blockdec_decode(struct bk_source *in, struct xz_blockdec *d, uint8_t *out, size_t len,
+                       struct bk_error *err);
+
+/* Decode and drop the block's bytes up to block offset TARGET, through SCRATCH. */
+int xz_blockdec_skip(struct bk_source *in, struct xz_blockdec *d, uint8_t *scratch, uint64_t target,
+                     struct bk_error *err);
+
+#endif

@@ -1,0 +1,184 @@
+#!/usr/bin/env bash
+# bmapkit copy of xz images: single-block xz, multi-block xz -T2, two streams with padding, the .xz suffix, no suffix, standard input (file and pipe), --nobmap; truncated, flipped and trailing-garbage files fail naming xz.
+source "$TESTS_DIR/lib.sh"
+
+command -v xz >/dev/null 2>&1 || skip "xz is not installed"
+require_sparse_support "$WORK"
+cd "$WORK"
+[ "$BS" -eq 4096 ] || skip "the test images assume 4096-byte blocks, $WORK has $BS"
+MiB=$((1024 * 1024))
+END='([^0-9]|$)' # the end of a number in a pattern
+
+# The image: random data at the start, a hole, compressible text, more random data, a
+# partial last block holding data.
+new_sparse disk.img $((8 * MiB + 1000))
+put_blocks disk.img 0 24
+seq 1 300000 >text
+dd if=text of=disk.img bs=4096 seek=400 conv=notrunc status=none
+put_blocks disk.img 1100 200
+put_random disk.img $((2048 * 4096)) 1000
+run_ok "$BMAPKIT" create -q -o disk.img.bmap disk.img
+[ "$(bmap_range_count disk.img.bmap)" -eq 4 ] || fail "the test image should have 4 ranges"
+
+# xz_blocks FILE: the number of blocks in FILE, by xz --list.
+xz_blocks() {
+    xz --robot --list "$1" | awk -F'\t' '$1 == "totals" { print $3 }'
+}
+
+# copy_ok NAME ARGS...: bmapkit copy -q ARGS... out.img succeeds and out.img equals the
+# image byte for byte and hole for hole.
+copy_ok() {
+    local name=$1
+    shift
+    rm -f out.img
+    run_ok "$BMAPKIT" copy -q "$@" out.img
+    same_as_image disk.img disk.img.bmap out.img
+    pass "$name"
+}
+
+# whole_ok NAME FILE: --nobmap copies the whole image from FILE and from a pipe.
+whole_ok() {
+    rm -f out.img
+    run_ok "$BMAPKIT" copy -q --nobmap "$2" out.img
+    cmp disk.img out.img || fail "$1: --nobmap copy of the file differs from the image"
+    rm -f out.img
+    cat "$2" | run_ok "$BMAPKIT" copy -q --nobmap - out.img
+    cmp disk.img out.img || fail "$1: --nobmap copy from a pipe differs from the image"
+    pass "$1: --nobmap, file and pipe"
+}
+
+# piped_ok NAME FILE: the image comes through a pipe (no seeking), with the bmap.
+piped_ok() {
+    rm -f out.img
+    cat "$2" | run_ok "$BMAPKIT" copy -q --bmap disk.img.bmap - out.img
+    same_as_image disk.img disk.img.bmap out.img
+    pass "$1: through a pipe"
+}
+
+# all_ways NAME FILE: FILE (an xz of disk.img) copies every way there is.
+all_ways() {
+    local name=$1 file=$2
+    cp "$file" "$name.img.xz"
+    cp disk.img.bmap "$name.img.bmap"
+    cp "$file" "$name-packed"
+    copy_ok "$name: .xz suffix, bmap found by name" "$name.img.xz"
+    copy_ok "$name: no suffix, --bmap" --bmap disk.img.bmap "$name-packed"
+    copy_ok "$name: standard input from the file" --bmap disk.img.bmap - <"$file"
+    piped_ok "$name" "$file"
+    whole_ok "$name" "$name-packed"
+    rm -f "$name.img.xz" "$name.img.bmap" "$name-packed"
+}
+
+# copy_fails NAME PATTERN ARGS...: bmapkit copy -q ARGS... out.img exits 1 with one
+# error line that names xz and matches PATTERN (grep -E), and out.img, if there is one,
+# lacks the image's first MiB. With "|verify" at the end of PATTERN, a range checksum
+# may catch the damage first instead (exit 3).
+copy_fails() {
+    local name=$1 pattern=$2 rc=0 line
+    shift 2
+    rm -f out.img
+    "$BMAPKIT" copy -q "$@" out.img >.out 2>.err || rc=$?
+    [ "$rc" -ne 0 ] || fail "$name: exit status 0 from: copy $*"
+    [ ! -s .out ] || fail "$name: output on stdout"
+    if [ "$(wc -l <.err)" -ne 1 ] || ! grep -q '^bmapkit: error: ' .err; then
+        cat .err
+        fail "$name: expected exactly one 'bmapkit: error:' line"
+    fi
+    line=$(cat .err)
+    if [ "$rc" -eq 3 ] && [[ $pattern == *"|verify" ]]; then
+        grep -Eq 'blocks [0-9]+-[0-9]+ .*do not match the bmap' <<<"$line" ||
+            fail "$name: exit 3 but '$line'"
+    else
+        [ "$rc" -eq 1 ] || fail "$name: exit status $rc, expected 1: $line"
+        grep -q ': xz: ' <<<"$line" || fail "$name: '$line' does not name xz"
+        grep -Eq -- "${pattern%|verify}" <<<"$line" ||
+            fail "$name: '$line' does not match /${pattern%|verify}/"
+    fi
+    if [ -e out.img ] && cmp -s -n "$MiB" disk.img out.img; then
+        fail "$name: the failed copy holds the image's first MiB"
+    fi
+}
+
+# damaged NAME FILE PATTERN: FILE fails with the bmap (seekable file), with --nobmap,
+# from standard input redirected from it, and through a pipe.
+damaged() {
+    local name=$1 file=$2 pattern=$3
+    copy_fails "$name, bmap" "$pattern" --bmap disk.img.bmap "$file"
+    copy_fails "$name, --nobmap" "${pattern%|verify}" --nobmap "$file"
+    copy_fails "$name, stdin" "$pattern" --bmap disk.img.bmap - <"$file"
+    copy_fails "$name, pipe" "$pattern" --bmap disk.img.bmap - < <(cat "$file")
+    copy_fails "$name, pipe, --nobmap" "${pattern%|verify}" --nobmap - < <(cat "$file")
+    pass "$name: fails naming xz (bmap, --nobmap, stdin, pipe)"
+}
+
+# flip FILE OFFSET OUT: OUT is FILE with the byte at OFFSET inverted.
+flip() {
+    local old
+    cp "$1" "$3"
+    old=$(od -An -tu1 -j "$2" -N1 "$1" | tr -d ' ')
+    put_byte "$3" "$2" "$(printf '%02x' $((old ^ 0xff)))"
+}
+
+# --- single-block xz (xz -k), multi-block xz -T2, two streams with padding
+cp disk.img single.img
+xz -k single.img
+[ "$(xz_blocks single.img.xz)" -eq 1 ] || fail "xz -k made $(xz_blocks single.img.xz) blocks"
+mv single.img.xz single.xz
+xz -T2 -1 -c disk.img >multi.xz
+[ "$(xz_blocks multi.xz)" -ge 3 ] || fail "xz -T2 -1 made $(xz_blocks multi.xz) blocks"
+head -c $((3 * MiB + 5)) disk.img | xz -c >two.xz
+printf '\0\0\0\0' >>two.xz
+tail -c +$((3 * MiB + 6)) disk.img | xz -T2 -1 -c >>two.xz
+printf '\0\0\0\0\0\0\0\0' >>two.xz
+all_ways single single.xz
+all_ways multi multi.xz
+all_ways two-streams two.xz
+# Padding after the last stream and an empty stream are part of the format.
+{ cat multi.xz && xz -c </dev/null && head -c 64 /dev/zero; } >padded.xz
+copy_ok "an empty stream and zero padding at the end" --bmap disk.img.bmap padded.xz
+piped_ok "an empty stream and zero padding at the end" padded.xz
+
+# --- damaged files
+for v in single multi; do
+    size=$(stat -c %s $v.xz)
+    for cut in 6 12 100 $((size / 3)) $((size / 2)) $((size - 12)) $((size - 1)); do
+        head -c "$cut" $v.xz >cut.xz
+        damaged "$v, cut at byte $cut of $size" cut.xz "truncated.* at byte $cut$END"
+    done
+    # A byte in the compressed data: the block's check (or LZMA2 itself) finds it, or a
+    # range checksum does first.
+    flip $v.xz $((size / 2)) flipped.xz
+    damaged "$v, byte $((size / 2)) flipped" flipped.xz "corrupt|verify"
+    # The stream header, the index and the footer hold no image data: xz must object.
+    flip $v.xz 7 flipped.xz
+    damaged "$v, stream flags flipped" flipped.xz "corrupt|header|unsupported"
+    flip $v.xz $((size - 20)) flipped.xz
+    damaged "$v, index flipped" flipped.xz "corrupt|index"
+    flip $v.xz $((size - 6)) flipped.xz
+    damaged "$v, footer flipped" flipped.xz "corrupt|footer|truncated"
+
+    { cat $v.xz && printf 'garbage\n'; } >trailing.xz
+    damaged "$v, trailing garbage" trailing.xz "trailing data.* at byte $size$END"
+    { cat $v.xz && printf '\0\0\0\0garbage!'; } >trailing.xz
+    damaged "$v, padding then garbage" trailing.xz "trailing data.* at byte $((size + 4))$END"
+    { cat $v.xz && printf '\0\0'; } >trailing.xz
+    damaged "$v, two zero bytes after" trailing.xz "trailing data.*not a multiple of four.* at byte $size$END"
+    { cat $v.xz && printf '\xfd7z'; } >trailing.xz
+    damaged "$v, part of a further stream's magic" trailing.xz "truncated.* at byte $((size + 3))$END"
+done
+
+# The first block's header: damage there is found before any data of it is used.
+flip multi.xz 13 flipped.xz
+damaged "multi, first block header flipped" flipped.xz "corrupt"
+
+# Cut inside the second stream.
+first=$(head -c $((3 * MiB + 5)) disk.img | xz -c | wc -c)
+size=$(stat -c %s two.xz)
+for cut in $((first + 4 + 6)) $((first + 4 + 5000)) $((size - 9)); do
+    head -c "$cut" two.xz >cut.xz
+    damaged "two streams, cut at byte $cut" cut.xz "truncated.* at byte $cut$END"
+done
+# Padding that is not a multiple of four between the streams.
+{ head -c $((3 * MiB + 5)) disk.img | xz -c && printf '\0\0\0' &&
+    tail -c +$((3 * MiB + 6)) disk.img | xz -c; } >badpad.xz
+damaged "three bytes of padding between streams" badpad.xz "padding.*not a multiple of four.* at byte $first$END"
