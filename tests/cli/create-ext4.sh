@@ -68,10 +68,12 @@ for FBS in 4096 1024; do
 
     new_sparse many.img $((2400 * FBS))
     expected=""
+    runs=""
     for ((b = 3; b < 2400; b += 3)); do
-        put_blocks many.img "$b" 1 "$FBS"
+        runs+=" $b:1"
         expected+="${expected:+ }$b-$b"
     done
+    put_block_runs many.img "$FBS" "$runs"
     check_ext4 "799 single-block extents" many.img "$expected"
 
     new_sparse zeros.img $((32 * FBS))

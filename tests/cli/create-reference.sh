@@ -39,9 +39,11 @@ compare_with_reference "holes at start, middle and end" holes.img
 compare_with_reference "holes at start, middle and end" holes.img --no-checksum
 
 new_sparse many.img $((3000 * BS))
+runs=""
 for ((b = 1; b < 3000; b += 5)); do
-    put_blocks many.img "$b" $((b % 3 + 1))
+    runs+=" $b:$((b % 3 + 1))"
 done
+put_block_runs many.img "$BS" "$runs"
 compare_with_reference "600 ranges of 1 to 3 blocks" many.img
 
 new_sparse partial.img $((20 * BS + 123))

@@ -72,10 +72,12 @@ check_tmpfs "holes at start, middle and end" holes.img "4-7 20-20 40-49"
 
 new_sparse many.img $((1200 * TBS))
 expected=""
+runs=""
 for ((b = 0; b < 1200; b += 4)); do
-    put_blocks many.img "$b" $((b % 3 + 1)) "$TBS"
+    runs+=" $b:$((b % 3 + 1))"
     expected+="${expected:+ }$b-$((b + b % 3))"
 done
+put_block_runs many.img "$TBS" "$runs"
 check_tmpfs "300 ranges" many.img "$expected"
 
 new_sparse partial.img $((20 * TBS + 123))
