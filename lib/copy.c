@@ -58,12 +58,12 @@ static int pipeline_init(struct pipeline *p, struct bk_error *err)
     pthread_cond_init(&p->changed, NULL);
     for (size_t i = 0; i < SLOT_COUNT; i++) {
         /* Page alignment keeps the door open for O_DIRECT writes. */
-        /* One spare byte past the end lets a full slot serve as drain scratch. */
-        if (posix_memalign((void **)&p->slots[i].data, 4096, SLOT_BYTES + 4096) != 0)
+        if (posix_memalign((void **)&p->slots[i].data, 4096, SLOT_BYTES) != 0)
             return bk_error_set(err, BK_E_NOMEM, 0, "out of memory for copy buffers");
     }
+    p->scratch = malloc(SCRATCH_BYTES);
     p->head = calloc(1, (size_t)p->head_bytes);
-    if (!p->head)
+    if (!p->scratch || !p->head)
         return bk_error_set(err, BK_E_NOMEM, 0, "out of memory");
     return 0;
 }
@@ -75,6 +75,7 @@ static void pipeline_destroy(struct pipeline *p)
         pipeline_unmap_slot(&p->slots[k % SLOT_COUNT]);
     for (size_t i = 0; i < SLOT_COUNT; i++)
         free(p->slots[i].data);
+    free(p->scratch);
     free(p->head);
     free(p->head_parts);
     pthread_mutex_destroy(&p->lock);

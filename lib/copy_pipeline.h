@@ -22,6 +22,8 @@
 #define WRITE_LAG (SLOT_COUNT / 2)
 #define WRITEBACK_WINDOW (32u << 20)
 #define MAX_HASHERS 8u
+/* The reader's own buffer, for stream bytes it skips or checks for at the end. */
+#define SCRATCH_BYTES (1u << 20)
 
 /* Pieces at least this long are mapped from a mappable source instead of read. */
 #define MAP_MIN (256u << 10)
@@ -51,6 +53,7 @@ struct pipeline {
     struct bk_copy_stats *stats;
 
     struct slot slots[SLOT_COUNT];
+    uint8_t *scratch; /* SCRATCH_BYTES, the reader's */
     pthread_mutex_t lock;
     pthread_cond_t changed;
     uint64_t filled, written; /* slot sequence numbers */

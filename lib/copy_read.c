@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* The reader stage: fills slots with the mapped pieces of the image, in order. */
 #include "copy_pipeline.h"
+#include "source_internal.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -28,33 +29,30 @@ static void reader_enter_range(struct pipeline *p, struct reader_pos *r)
     }
 }
 
-/* Skip stream bytes up to OFFSET, using the CAP bytes at BUF as scratch space. */
-static int reader_skip(struct pipeline *p, struct reader_pos *r, uint64_t offset, uint8_t *buf,
-                       size_t cap, struct bk_error *err)
+/* Skip stream bytes up to OFFSET. */
+static int reader_skip(struct pipeline *p, struct reader_pos *r, uint64_t offset,
+                       struct bk_error *err)
 {
-    while (r->stream < offset) {
-        uint64_t n = offset - r->stream < cap ? offset - r->stream : cap;
-        if (bk_source_read_full(p->src, buf, (size_t)n, r->stream, err) < 0)
-            return -1;
-        r->stream += n;
-    }
+    if (r->stream >= offset)
+        return 0;
+    if (bk_source_skip_full(p->src, offset - r->stream, r->stream, p->scratch, SCRATCH_BYTES, err) <
+        0)
+        return -1;
+    r->stream = offset;
     return 0;
 }
 
 /*
  * Read a stream to its end after the last range: a decoder reports a truncated or
  * damaged stream only when it gets there, and the image must be as long as the bmap
- * says. Uses the CAP bytes at BUF as scratch space.
+ * says.
  */
-static int reader_drain(struct pipeline *p, struct reader_pos *r, uint8_t *buf, size_t cap,
-                        struct bk_error *err)
+static int reader_drain(struct pipeline *p, struct reader_pos *r, struct bk_error *err)
 {
-    if (cap == 0)
-        cap = 1; /* a full slot still has the byte after it: see pipeline_init */
-    if (reader_skip(p, r, p->bmap->image_size, buf, cap, err) < 0)
+    if (reader_skip(p, r, p->bmap->image_size, err) < 0)
         return -1;
     size_t got;
-    if (p->src->read(p->src, buf, cap, &got, err) < 0)
+    if (p->src->read(p->src, p->scratch, SCRATCH_BYTES, &got, err) < 0)
         return -1;
     if (got > 0)
         return bk_error_set(err, BK_E_FORMAT, 0,
@@ -123,7 +121,7 @@ static int reader_fill(struct pipeline *p, struct reader_pos *r, struct slot *s,
                 if (bk_source_pread_full(p->src, buf, got, r->offset, err) < 0)
                     return -1;
             } else {
-                if (reader_skip(p, r, r->offset, buf, SLOT_BYTES - used, err) < 0)
+                if (reader_skip(p, r, r->offset, err) < 0)
                     return -1;
                 if (p->bmap || r->end != UINT64_MAX) {
                     if (bk_source_read_full(p->src, buf, got, r->offset, err) < 0)
@@ -148,8 +146,7 @@ static int reader_fill(struct pipeline *p, struct reader_pos *r, struct slot *s,
                 reader_enter_range(p, r);
         }
     }
-    if (p->bmap && !p->src->seekable &&
-        reader_drain(p, r, s->data + used, SLOT_BYTES - used, err) < 0)
+    if (p->bmap && !p->src->seekable && reader_drain(p, r, err) < 0)
         return -1;
     s->eof = true;
     return 1;

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-#include "bmapkit/source.h"
+#include "source_internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -107,6 +107,13 @@ struct bk_source *bk_source_open_file(const char *path, struct bk_error *err)
     return &f->pub;
 }
 
+static int ends_early(struct bk_source *src, uint64_t offset, struct bk_error *err)
+{
+    return bk_error_set(err, BK_E_FORMAT, 0,
+                        "%s: image ends at byte %" PRIu64 ", before the data the bmap lists",
+                        src->name, offset);
+}
+
 /* Read exactly LEN bytes, at OFFSET (POSITIONAL) or from the current position. */
 static int read_exact(struct bk_source *src, void *buf, size_t len, uint64_t offset,
                       bool positional, struct bk_error *err)
@@ -119,10 +126,7 @@ static int read_exact(struct bk_source *src, void *buf, size_t len, uint64_t off
         if (rc < 0)
             return -1;
         if (got == 0)
-            return bk_error_set(err, BK_E_FORMAT, 0,
-                                "%s: image ends at byte %" PRIu64 ", before the data the "
-                                "bmap lists",
-                                src->name, offset);
+            return ends_early(src, offset, err);
         p += got;
         len -= got;
         offset += got;
@@ -140,6 +144,28 @@ int bk_source_read_full(struct bk_source *src, void *buf, size_t len, uint64_t o
                         struct bk_error *err)
 {
     return read_exact(src, buf, len, offset, false, err);
+}
+
+int bk_source_skip_full(struct bk_source *src, uint64_t len, uint64_t offset, void *scratch,
+                        size_t cap, struct bk_error *err)
+{
+    while (len > 0) {
+        uint64_t done;
+        if (src->skip) {
+            if (src->skip(src, len, &done, err) < 0)
+                return -1;
+        } else {
+            size_t got;
+            if (src->read(src, scratch, len < cap ? (size_t)len : cap, &got, err) < 0)
+                return -1;
+            done = got;
+        }
+        if (done == 0)
+            return ends_early(src, offset, err);
+        len -= done;
+        offset += done;
+    }
+    return 0;
 }
 
 void bk_source_close(struct bk_source *src)

@@ -24,4 +24,12 @@ int bk_source_peek(struct bk_source *src, const uint8_t **data, size_t want, siz
  */
 struct bk_source *bk_source_threaded(struct bk_source *in, struct bk_error *err);
 
+/*
+ * Move SRC's sequential position LEN bytes on; OFFSET is the position now (for the
+ * message). Uses the source's skip when it has one, else reads into the CAP bytes at
+ * SCRATCH. Running short is an error, as with bk_source_read_full.
+ */
+int bk_source_skip_full(struct bk_source *src, uint64_t len, uint64_t offset, void *scratch,
+                        size_t cap, struct bk_error *err);
+
 #endif

@@ -54,6 +54,9 @@ struct bk_source *bk_source_peekable(struct bk_source *in, size_t cap, struct bk
     p->pub.read = peek_read;
     p->pub.pread = in->pread ? peek_pread : NULL;
     p->pub.close = peek_close;
+    /* The inner source's optional methods would skip the peeked bytes. */
+    p->pub.plan = NULL;
+    p->pub.skip = NULL;
     return &p->pub;
 }
 

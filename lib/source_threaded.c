@@ -66,37 +66,69 @@ static void *producer(void *arg)
     }
 }
 
-static int threaded_read(struct bk_source *src, void *buf, size_t len, size_t *got,
-                         struct bk_error *err)
+/* Wait for a chunk to consume; 0 with *END set at the end, -1 after a failure. */
+static int threaded_wait(struct threaded_source *t, bool *end, struct bk_error *err)
 {
-    struct threaded_source *t = src->priv;
     pthread_mutex_lock(&t->lock);
     /* Data decoded before a failure is still handed out; the error comes after it. */
     while (t->consumed == t->produced && !t->end && !t->failed)
         pthread_cond_wait(&t->changed, &t->lock);
-    if (t->consumed == t->produced) {
-        int rc = 0;
-        *got = 0;
-        if (t->failed) {
-            *err = t->error;
-            rc = -1;
-        }
-        pthread_mutex_unlock(&t->lock);
-        return rc;
+    int rc = 0;
+    *end = t->consumed == t->produced;
+    if (*end && t->failed) {
+        *err = t->error;
+        rc = -1;
     }
     pthread_mutex_unlock(&t->lock);
+    return rc;
+}
 
+/* N more bytes of the current chunk were taken; hand it back when it is used up. */
+static void threaded_advance(struct threaded_source *t, size_t n)
+{
+    t->pos += n;
+    if (t->pos < t->chunks[t->consumed % CHUNK_COUNT].len)
+        return;
+    t->pos = 0;
+    pthread_mutex_lock(&t->lock);
+    t->consumed++;
+    pthread_cond_broadcast(&t->changed);
+    pthread_mutex_unlock(&t->lock);
+}
+
+static int threaded_read(struct bk_source *src, void *buf, size_t len, size_t *got,
+                         struct bk_error *err)
+{
+    struct threaded_source *t = src->priv;
+    bool end;
+    *got = 0;
+    int rc = threaded_wait(t, &end, err);
+    if (rc < 0 || end)
+        return rc;
     struct chunk *c = &t->chunks[t->consumed % CHUNK_COUNT];
     size_t n = c->len - t->pos < len ? c->len - t->pos : len;
     memcpy(buf, c->data + t->pos, n);
-    t->pos += n;
     *got = n;
-    if (t->pos == c->len) {
-        t->pos = 0;
-        pthread_mutex_lock(&t->lock);
-        t->consumed++;
-        pthread_cond_broadcast(&t->changed);
-        pthread_mutex_unlock(&t->lock);
+    threaded_advance(t, n);
+    return 0;
+}
+
+/* Skipping drops whole chunks without copying them. */
+static int threaded_skip(struct bk_source *src, uint64_t len, uint64_t *skipped,
+                         struct bk_error *err)
+{
+    struct threaded_source *t = src->priv;
+    *skipped = 0;
+    while (*skipped < len) {
+        bool end;
+        if (threaded_wait(t, &end, err) < 0)
+            return -1;
+        if (end)
+            break;
+        size_t left = t->chunks[t->consumed % CHUNK_COUNT].len - t->pos;
+        size_t n = len - *skipped < left ? (size_t)(len - *skipped) : left;
+        *skipped += n;
+        threaded_advance(t, n);
     }
     return 0;
 }
@@ -134,6 +166,7 @@ struct bk_source *bk_source_threaded(struct bk_source *in, struct bk_error *err)
     t->pub.seekable = false;
     t->pub.map_fd = -1;
     t->pub.read = threaded_read;
+    t->pub.skip = threaded_skip;
     t->pub.close = threaded_close;
     t->pub.priv = t;
     for (size_t i = 0; i < CHUNK_COUNT; i++) {

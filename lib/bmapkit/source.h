@@ -45,6 +45,12 @@ struct bk_source {
      */
     int (*plan)(struct bk_source *src, const struct bk_area *areas, size_t count,
                 struct bk_error *err);
+    /*
+     * Optional (may be NULL): move the sequential position LEN bytes on without handing
+     * the bytes out; *SKIPPED is less than LEN only at the end. A source that holds
+     * decoded bytes in memory drops them instead of copying them to the caller.
+     */
+    int (*skip)(struct bk_source *src, uint64_t len, uint64_t *skipped, struct bk_error *err);
     void *priv;
 };
 
