@@ -1,14 +1,13 @@
 #!/usr/bin/env bash
 # bmapkit copy of lz4 images: lz4 frame output with and without checksums and linked blocks, several frames and skippable frames, the .lz4 suffix, no suffix, standard input, --nobmap; truncated, flipped, trailing-garbage and legacy-format files fail.
 source "$TESTS_DIR/lib.sh"
+source "$TESTS_DIR/decode_lib.sh"
 
 FORMAT=lz4
 command -v lz4 >/dev/null 2>&1 || skip "lz4 is not installed"
 require_sparse_support "$WORK"
 cd "$WORK"
 [ "$BS" -eq 4096 ] || skip "the test images assume 4096-byte blocks, $WORK has $BS"
-MiB=$((1024 * 1024))
-END='([^0-9]|$)' # the end of a number in a pattern
 
 # The image: data in the first MiB, holes, random and compressible ranges, a partial
 # last block holding data.
@@ -20,83 +19,6 @@ put_blocks disk.img 1000 150
 put_random disk.img $((1536 * 4096)) 1234
 run_ok "$BMAPKIT" create -q -o disk.img.bmap disk.img
 [ "$(bmap_range_count disk.img.bmap)" -eq 4 ] || fail "the test image should have 4 ranges"
-
-# copy_ok NAME ARGS...: bmapkit copy -q ARGS... out.img succeeds and out.img equals the
-# image byte for byte and hole for hole.
-copy_ok() {
-    local name=$1
-    shift
-    rm -f out.img
-    run_ok "$BMAPKIT" copy -q "$@" out.img
-    same_as_image disk.img disk.img.bmap out.img
-    pass "$name"
-}
-
-# nobmap_ok NAME FILE: --nobmap copies all of FILE's image.
-nobmap_ok() {
-    rm -f out.img
-    run_ok "$BMAPKIT" copy -q --nobmap "$2" out.img
-    cmp disk.img out.img || fail "$1: --nobmap copy differs from the image"
-    pass "$1: --nobmap"
-}
-
-# piped_ok NAME FILE ARGS...: cat FILE | bmapkit copy -q ARGS... - out.img succeeds and
-# gives the image.
-piped_ok() {
-    local name=$1 file=$2
-    shift 2
-    rm -f out.img
-    if ! cat "$file" | "$BMAPKIT" copy -q "$@" - out.img >.out 2>.err; then
-        cat .err
-        fail "$name: copy from a pipe failed"
-    fi
-    cmp disk.img out.img || fail "$name: copy from a pipe differs from the image"
-    pass "$name"
-}
-
-# copy_fails NAME PATTERN ARGS...: bmapkit copy -q ARGS... out.img exits non-zero with one
-# "bmapkit: error:" line that names the format and matches PATTERN (grep -Ei), and
-# leaves no complete copy: out.img is not created, or the message says it lacks the
-# image's first MiB (or got nothing) and it indeed does not hold it. A flipped byte
-# may instead be caught first by a range checksum of the bmap (exit 3): PATTERN
-# "|verify" allows that.
-copy_fails() {
-    local name=$1 pattern=$2 rc=0 line
-    shift 2
-    rm -f out.img
-    "$BMAPKIT" copy -q "$@" out.img >.out 2>.err || rc=$?
-    [ "$rc" -ne 0 ] || fail "$name: exit status 0 from: copy $*"
-    [ ! -s .out ] || fail "$name: output on stdout"
-    if [ "$(grep -c '^bmapkit: error: ' .err)" -ne 1 ] || [ "$(wc -l <.err)" -ne 1 ]; then
-        cat .err
-        fail "$name: expected exactly one 'bmapkit: error:' line"
-    fi
-    line=$(cat .err)
-    if [ "$rc" -eq 3 ] && [[ $pattern == *"|verify" ]]; then
-        grep -Eq 'blocks [0-9]+-[0-9]+' <<<"$line" || fail "$name: exit 3 but '$line'"
-    else
-        [ "$rc" -eq 1 ] || fail "$name: exit status $rc, expected 1: $line"
-        grep -qi -- "$FORMAT" <<<"$line" || fail "$name: '$line' does not name $FORMAT"
-        grep -Eqi -- "${pattern%|verify}" <<<"$line" || fail "$name: '$line' does not match /$pattern/"
-    fi
-    if [ -e out.img ]; then
-        grep -Eq "nothing was written|without the image's first MiB" <<<"$line" ||
-            fail "$name: '$line' does not say out.img is incomplete"
-        if cmp -s -n "$MiB" disk.img out.img; then
-            fail "$name: the failed copy holds the image's first MiB"
-        fi
-    fi
-}
-
-# damaged NAME FILE PATTERN: FILE fails with the bmap, with --nobmap and from standard
-# input.
-damaged() {
-    local name=$1 file=$2 pattern=$3
-    copy_fails "$name, bmap" "$pattern" --bmap disk.img.bmap "$file"
-    copy_fails "$name, --nobmap" "${pattern%|verify}" --nobmap "$file"
-    copy_fails "$name, stdin" "$pattern" --bmap disk.img.bmap - <"$file"
-    pass "$name: fails (bmap, --nobmap, stdin) naming $FORMAT"
-}
 
 # --- lz4(1) output, under its suffix and none (lz4 writes to stdout only when told)
 lz4 -q -c disk.img >disk.img.lz4
