@@ -2,7 +2,7 @@
 """Benchmark bmapkit against the reference bmaptool and dd, side by side.
 
 Usage: python3 bench/bench.py [--quick] [--runs N] [--only create|copy]
-                              [--workloads W0,W1,...] [--dest tmpfs,disk]
+                              [--workloads W0,W1,...] [--dest tmpfs,disk,loop,slow|all]
                               [--formats raw,gz,...] [--bmapkit PATH]
 
 Method
@@ -10,25 +10,35 @@ Method
 Workloads are made by this script from what is on the machine (no root needed)
 under bench/work/<full|quick>/ and reused on later runs; each artefact has a
 ".stamp" file holding the parameters it was made with, and is rebuilt when they
-change.  W0 "bar", W2 "fragmented" and W3 "huge" are sparse images whose mapped
-ranges (a seeded layout) hold os.urandom data, so nothing compresses.  W1 "wic"
-is a partitioned disk image: MBR (sfdisk), a FAT partition (mkfs.vfat + mcopy)
-and an ext4 partition made with `mkfs.ext4 -d` from real files of /usr, each
-placed at its partition offset with `dd conv=sparse,notrunc`; its compressed
+change.  W0 "bar", W2 "fragmented" and W3 "huge" are sparse images with mapped
+ranges at a seeded layout.  W0's ranges hold the bytes of real files of /usr,
+one after the other in a stable order, so that it compresses like a root file
+system; W2's and W3's hold os.urandom data (they are about range counts).  W1
+"wic" is a partitioned disk image: MBR (sfdisk), a FAT partition (mkfs.vfat +
+mcopy) and an ext4 partition made with `mkfs.ext4 -d` from real files of /usr,
+each placed at its partition offset with `dd conv=sparse,notrunc`.  Compressed
 variants are made with pigz, xz -T2, zstd, pbzip2 and lz4.
 
+Destinations of the copy rows: a file on tmpfs, a file on disk, a loop device
+backed by a file on disk (root) and "slow", an emulated USB-2 stick: an nbdkit
+memory disk behind the rate filter (35 MB/s), exposed as a file by nbdfuse,
+with a loop device on that file (root) because nbdfuse cannot resize its file,
+which both bmap tools do to a regular file.
+
 Every tool of a row gets the same input and the same destination path; the
-destination (or the output bmap) is deleted before every run, and the tools
-run interleaved (A B C A B C ...), after one warm-up round that is not counted.
-Nothing is dropped from the page cache: inputs are warm, so the figures measure
-each tool's own cost, not the disk's.  `sync` runs (untimed) before each run.
+destination is deleted (a file) or discarded (a block device) before every
+run, and the tools run interleaved (A B C A B C ...), after one warm-up round
+that is not counted.  Nothing is dropped from the page cache: inputs are warm,
+so the figures measure each tool's own cost, not the disk's.  `sync` runs
+(untimed) before each run.
 
 For each run we record
   * wall time: from spawning the command to its exit;
   * CPU time: user + system from os.wait4() of the child.  The kernel adds the
     times of every descendant that was waited for; this script also makes
     itself a child subreaper, so descendants that were orphaned are reparented
-    to it, and their CPU time is added when they are reaped;
+    to it, and their CPU time is added when they are reaped (every command
+    runs in a process group of its own, which is waited for);
   * peak RSS of the process tree: a thread reads VmRSS from /proc/<pid>/status
     of the child and of all its descendants every 10 ms and keeps the largest
     sum; ru_maxrss (largest single process of the tree) is reported too.
@@ -41,9 +51,13 @@ Limits: each row is also compared with the stages it cannot avoid, measured
 alone on the same machine: SHA-256 of the mapped bytes (`openssl dgst -sha256`
 on one core, over a file holding only the mapped bytes), writing the mapped
 bytes (`dd bs=4M conv=fsync` of that file to the same kind of destination) and,
-for compressed inputs, decoding alone (`DECODER -dc FILE > /dev/null`).  The
-slowest of them is the row's limit; "/limit" is the row's wall time divided by
-it.  A tool that hashes on several cores can go below 1.0 on a SHA-bound row.
+for compressed inputs, what has to be decoded, with the fastest decoder at
+hand: the whole stream (igzip or pigz, zstd, pbzip2, lz4), or for multi-block
+xz only the blocks that hold mapped data, decoded by this script with Python's
+lzma module on every core.  The slowest of them is the row's limit; "/limit"
+is the row's wall time divided by it.  A tool that hashes on several cores can
+go below 1.0 on a SHA-bound row.  Stages measured for information only (SHA-256
+on all cores, a full `xz -dc -T2`) are shown but do not make the limit.
 
 A run that fails or passes --timeout (its process group is then killed) is
 reported in the notes; medians cover the successful runs.
@@ -52,14 +66,19 @@ reported in the notes; medians cover the successful runs.
 import argparse
 import ctypes
 import datetime
+import fcntl
 import filecmp
+import hashlib
 import json
+import lzma
 import os
 import platform
 import random
 import shutil
 import signal
+import stat
 import statistics
+import struct
 import subprocess
 import sys
 import tempfile
@@ -80,7 +99,7 @@ TMPFS_DIR = Path("/dev/shm") / f"bmapkit-bench-{os.getuid()}"
 
 # Workload parameters: full size and --quick size.
 WORKLOADS = {
-    "W0": dict(name="bar", kind="random", seed=0,
+    "W0": dict(name="bar", kind="files", seed=0,
                full=dict(size=1 * GiB, mapped=512 * MiB, ranges=64),
                quick=dict(size=128 * MiB, mapped=64 * MiB, ranges=64)),
     "W1": dict(name="wic", kind="wic", seed=1,
@@ -106,6 +125,25 @@ FORMATS = {
 }
 ALL_FORMATS = ["raw"] + list(FORMATS)
 TOOLS = ["bmapkit", "bmaptool", "dd"]
+ONE_CPU = "bmapkit-1cpu"  # bmapkit pinned to one core, in the xz rows on tmpfs
+
+# Decoders of the "decode" stage: the fastest at hand, first found wins.  The
+# dd rows keep the decoders of FORMATS, the ones people pipe into dd.
+STAGE_DECODERS = {
+    "gz": [["igzip", "-dc"], ["pigz", "-dc"]],
+    "xz": [["xz", "-dc", "-T2"]],
+    "zst": [["zstd", "-q", "-dc"]],
+    "bz2": [["pbzip2", "-p2", "-dc"]],
+    "lz4": [["lz4", "-q", "-dc"]],
+}
+
+# Destinations of the copy rows.  loop and slow need root and are run only
+# when asked for (--dest all or by name).
+DESTS = ["tmpfs", "disk", "loop", "slow"]
+DEFAULT_DESTS = "tmpfs,disk"
+SLOW_RATE = "280M"  # nbdkit rate filter, in bits per second: 35 MB/s, USB 2
+SLOW_ROWS = {("W1", "raw"), ("W1", "xz")}  # rows run on slow without --slow-all
+SLOW_PROBE = 256 * MiB  # written once with dd to measure the slow device
 GNU_TIME = shutil.which("time")  # /usr/bin/time, Debian package "time"
 
 
@@ -188,7 +226,7 @@ def derived(params, source):
 
 
 # --------------------------------------------------------------------------
-# Random sparse images (W0, W2, W3)
+# Sparse images at a seeded layout (W0, W2, W3)
 
 def split_blocks(total, parts, rng, minimum):
     """Split TOTAL blocks into PARTS random sizes, each at least MINIMUM."""
@@ -217,7 +255,8 @@ def random_layout(size, mapped, nranges, seed):
     return layout
 
 
-def write_random_image(path, size, layout):
+def write_image(path, size, layout, fill):
+    """A sparse file of SIZE bytes with fill(n) at each (offset, length) of LAYOUT."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
         os.ftruncate(fd, size)
@@ -225,11 +264,15 @@ def write_random_image(path, size, layout):
             done = 0
             while done < length:
                 n = min(4 * MiB, length - done)
-                os.pwrite(fd, os.urandom(n), offset + done)
+                os.pwrite(fd, fill(n), offset + done)
                 done += n
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def write_random_image(path, size, layout):
+    write_image(path, size, layout, os.urandom)
 
 
 def make_random_image(tmp, p, seed):
@@ -237,8 +280,14 @@ def make_random_image(tmp, p, seed):
     write_random_image(tmp, p["size"], layout)
 
 
+def make_files_image(tmp, p, seed):
+    """W0: the seeded layout filled with the bytes of the files of /usr."""
+    layout = random_layout(p["size"], p["mapped"], p["ranges"], seed)
+    write_image(tmp, p["size"], layout, file_bytes("/usr"))
+
+
 # --------------------------------------------------------------------------
-# Partitioned disk image with real files (W1)
+# Real files of /usr (W0's data) and the partitioned disk image (W1)
 
 def usr_files(root, budget):
     """Regular files under ROOT in a stable order, until BUDGET bytes."""
@@ -260,6 +309,38 @@ def usr_files(root, budget):
             total += st.st_size
             if total >= budget:
                 return
+
+
+def file_chunks(root):
+    """The contents of the files of usr_files(ROOT), in pieces, cycled forever."""
+    while True:
+        produced = False
+        for path, _ in usr_files(root, float("inf")):
+            try:
+                with open(path, "rb") as f:
+                    while chunk := f.read(4 * MiB):
+                        produced = True
+                        yield chunk
+            except OSError:
+                continue
+        if not produced:
+            raise RuntimeError(f"no readable file under {root}")
+
+
+def file_bytes(root):
+    """A function that returns the next N bytes of file_chunks(ROOT)."""
+    chunks, pending = file_chunks(root), memoryview(b"")
+    def take(n):
+        nonlocal pending
+        out = bytearray()
+        while len(out) < n:
+            if not pending:
+                pending = memoryview(next(chunks))
+            part = pending[:n - len(out)]
+            out += part
+            pending = pending[len(part):]
+        return bytes(out)
+    return take
 
 
 def place(src, dest):
@@ -362,6 +443,213 @@ def write_mapped_bytes(image, bmap, tmp):
 
 
 # --------------------------------------------------------------------------
+# xz blocks: the stage "decode the xz blocks that hold mapped data"
+#
+# An independent implementation of what bmapkit does with a multi-block xz
+# file: the block list comes from `xz --robot --list -vv`, each block's LZMA2
+# data is decoded raw by Python's lzma module (liblzma), on every core.
+
+def xz_blocks(path):
+    """The blocks of an xz file, from `xz --robot --list -vv`."""
+    out = run(["xz", "--robot", "--list", "-vv", path], stdout=subprocess.PIPE,
+              text=True).stdout
+    blocks = []
+    for line in out.splitlines():
+        f = line.split("\t")
+        if f[0] != "block":
+            continue
+        # stream, block in stream, block in file, compressed offset, uncompressed
+        # offset, total size, uncompressed size, ratio, check, check value, header
+        # size, flags, compressed data size, memory needed, filter chain
+        blocks.append(dict(offset=int(f[4]), uoffset=int(f[5]), usize=int(f[7]),
+                           header=int(f[11]), data=int(f[13])))
+    return blocks
+
+
+def lzma2_dict_size(header):
+    """Dictionary size from an xz block header whose only filter is LZMA2."""
+    if len(header) < 8 or (header[0] + 1) * 4 != len(header):
+        raise ValueError("not an xz block header")
+    pos = 2
+
+    def varint():
+        nonlocal pos
+        value, shift = 0, 0
+        while True:
+            byte = header[pos]
+            pos += 1
+            value |= (byte & 0x7F) << shift
+            shift += 7
+            if not byte & 0x80:
+                return value
+
+    flags = header[1]
+    if flags & 0x40:
+        varint()  # compressed size
+    if flags & 0x80:
+        varint()  # uncompressed size
+    if flags & 0x03:
+        raise ValueError("filter chain is not LZMA2 alone")
+    if varint() != 0x21 or varint() != 1:
+        raise ValueError("filter is not LZMA2")
+    bits = header[pos] & 0x3F
+    if bits > 40:
+        raise ValueError("bad LZMA2 dictionary size")
+    return 0xFFFFFFFF if bits == 40 else (2 | (bits & 1)) << (bits // 2 + 11)
+
+
+def needed_blocks(blocks, size, bsize, ranges):
+    """The blocks whose uncompressed span meets a mapped range."""
+    spans = sorted((f * bsize, min((l + 1) * bsize, size)) for f, l, _ in ranges)
+    needed, i = [], 0
+    for b in sorted(blocks, key=lambda b: b["uoffset"]):
+        start, end = b["uoffset"], b["uoffset"] + b["usize"]
+        while i < len(spans) and spans[i][1] <= start:
+            i += 1
+        if i < len(spans) and spans[i][0] < end:
+            needed.append(b)
+    return needed
+
+
+def decode_lzma2(data, dict_size, keep=False):
+    """(length, bytes if KEEP) of raw LZMA2 DATA decoded to its end marker."""
+    d = lzma.LZMADecompressor(lzma.FORMAT_RAW,
+                              filters=[{"id": lzma.FILTER_LZMA2, "dict_size": dict_size}])
+    total, parts = 0, []
+    out = d.decompress(data, max_length=MiB)
+    while True:
+        total += len(out)
+        if keep:
+            parts.append(out)
+        if d.eof:
+            return total, b"".join(parts)
+        if d.needs_input:
+            raise ValueError("LZMA2 data ends early")
+        out = d.decompress(b"", max_length=MiB)
+
+
+def make_xz_plan(tmp, xz, image, bmap):
+    """Write the needed blocks of XZ as JSON, after checking the decoder on two."""
+    size, bsize, ranges = parse_bmap(bmap)
+    blocks = xz_blocks(xz)
+    needed = needed_blocks(blocks, size, bsize, ranges)
+    jobs = []
+    with open(xz, "rb") as f, open(image, "rb") as img:
+        for b in needed:
+            header = os.pread(f.fileno(), b["header"], b["offset"])
+            jobs.append([b["offset"] + b["header"], b["data"], lzma2_dict_size(header),
+                         b["usize"]])
+        # The stage is honest only if this decoder gives the image's bytes: check
+        # the first and the last block.
+        for i in sorted({0, len(jobs) - 1}) if jobs else []:
+            b, job = needed[i], jobs[i]
+            n, out = decode_lzma2(os.pread(f.fileno(), job[1], job[0]), job[2], keep=True)
+            if n != b["usize"] or out != os.pread(img.fileno(), b["usize"], b["uoffset"]):
+                raise RuntimeError(f"{xz}: block at {b['offset']} does not decode to the "
+                                   "image's bytes")
+    Path(tmp).write_text(json.dumps(dict(file=Path(xz).name, blocks=jobs, total=len(blocks),
+                                         bytes=sum(j[3] for j in jobs))))
+
+
+def cpu_count():
+    return len(os.sched_getaffinity(0))
+
+
+# Helper commands, run by the stages as `python3 bench.py --HELPER ARGS`.  They
+# time their own work, so that starting Python and importing this file (about
+# 0.1 s) is not counted; they print "seconds S" on standard output.  Their
+# processes are forked by hand: multiprocessing.Pool alone costs some 0.2 s.
+
+def fan_out(jobs, work, nproc):
+    """Sum of work(job) over JOBS, run by NPROC forked processes that take the
+    next job as they finish one."""
+    jobs_r, jobs_w = os.pipe()
+    res_r, res_w = os.pipe()
+    pids = []
+    for _ in range(nproc):
+        pid = os.fork()
+        if pid == 0:
+            code = 0
+            try:
+                os.close(jobs_w)
+                os.close(res_r)
+                total = 0
+                while index := os.read(jobs_r, 4):  # 4 bytes are read whole
+                    total += work(jobs[struct.unpack("I", index)[0]])
+                os.write(res_w, struct.pack("Q", total))
+            except BaseException as e:
+                print(f"bench helper: {e!r}", file=sys.stderr)
+                code = 1
+            os._exit(code)
+        pids.append(pid)
+    os.close(jobs_r)
+    os.close(res_w)
+    os.write(jobs_w, b"".join(struct.pack("I", i) for i in range(len(jobs))))
+    os.close(jobs_w)
+    failed = sum(os.waitpid(pid, 0)[1] != 0 for pid in pids)
+    with os.fdopen(res_r, "rb") as f:
+        results = f.read()
+    if failed:
+        sys.exit(f"bench helper: {failed} of {nproc} processes failed")
+    return sum(struct.unpack(f"{len(results) // 8}Q", results))
+
+
+def helper_decode_xz_blocks(plan_path):
+    """Decode the blocks of a plan (make_xz_plan) on every core, output discarded."""
+    plan = json.loads(Path(plan_path).read_text())
+    jobs = sorted(plan["blocks"], key=lambda j: -j[1])  # the longest first
+    fd = os.open(Path(plan_path).parent / plan["file"], os.O_RDONLY)
+
+    def work(job):
+        offset, length, dict_size, usize = job
+        n, _ = decode_lzma2(os.pread(fd, length, offset), dict_size)
+        if n != usize:
+            raise ValueError(f"block at {offset} decodes to {n} bytes, not {usize}")
+        return n
+
+    t0 = time.perf_counter()
+    done = fan_out(jobs, work, min(cpu_count(), max(len(jobs), 1)))
+    elapsed = time.perf_counter() - t0
+    if done != plan["bytes"]:
+        sys.exit(f"bench helper: decoded {done} bytes, not {plan['bytes']}")
+    print(f"seconds {elapsed:.6f}")
+
+
+def helper_sha256_parts(path, parts):
+    """SHA-256 of PATH cut in PARTS equal pieces, one process each."""
+    n, size = int(parts), os.path.getsize(path)
+    fd = os.open(path, os.O_RDONLY)
+
+    def work(piece):
+        start, end = piece
+        h, buf = hashlib.sha256(), bytearray(4 * MiB)
+        view = memoryview(buf)
+        while start < end:
+            got = os.preadv(fd, [view[:min(len(buf), end - start)]], start)
+            if got <= 0:
+                raise OSError(f"{path}: short read at {start}")
+            h.update(view[:got])
+            start += got
+        h.hexdigest()
+        return piece[1] - piece[0]
+
+    t0 = time.perf_counter()
+    done = fan_out([(size * i // n, size * (i + 1) // n) for i in range(n)], work, n)
+    elapsed = time.perf_counter() - t0
+    if done != size:
+        sys.exit(f"bench helper: hashed {done} bytes, not {size}")
+    print(f"seconds {elapsed:.6f}")
+
+
+HELPERS = {"--decode-xz-blocks": helper_decode_xz_blocks,
+           "--sha256-parts": helper_sha256_parts}
+
+
+def helper_argv(name, *args):
+    return [sys.executable, Path(__file__).resolve(), name] + list(args)
+
+
+# --------------------------------------------------------------------------
 # Workloads
 
 @dataclass
@@ -380,11 +668,14 @@ class Workload:
     nranges: int = 0
     no_dd: str = ""
     inputs: dict = field(default_factory=dict)
+    xz_plan_file: Path = None
+    xz_needed: tuple = (0, 0, 0)  # needed blocks, all blocks, their uncompressed bytes
 
     def prepare(self, bmaptool, need_mapped):
         self.dir.mkdir(parents=True, exist_ok=True)
-        make = (lambda t: make_random_image(t, self.params, self.seed)) \
-            if self.kind == "random" else (lambda t: make_wic_image(t, self.params, self.dir))
+        make = {"random": lambda t: make_random_image(t, self.params, self.seed),
+                "files": lambda t: make_files_image(t, self.params, self.seed),
+                "wic": lambda t: make_wic_image(t, self.params, self.dir)}[self.kind]
         self.image = ensure(self.dir / "image.img", self.params, make)
         self.inputs["raw"] = self.image
         self.bmap = ensure(self.dir / "image.bmap", derived(self.params, self.image),
@@ -406,6 +697,18 @@ class Workload:
                                       derived(dict(self.params, fmt=spec["compress"]),
                                               self.image), make)
         return self.inputs[fmt]
+
+    def xz_plan(self):
+        """The needed blocks of the xz input (JSON), rebuilt with it or the bmap."""
+        if self.xz_plan_file is None:
+            xz = self.compressed("xz")
+            params = dict(derived(self.params, xz),
+                          bmap_mtime_ns=os.stat(self.bmap).st_mtime_ns)
+            self.xz_plan_file = ensure(self.dir / "image.img.xz.blocks", params,
+                                       lambda t: make_xz_plan(t, xz, self.image, self.bmap))
+            plan = json.loads(self.xz_plan_file.read_text())
+            self.xz_needed = (len(plan["blocks"]), plan["total"], plan["bytes"])
+        return self.xz_plan_file
 
 
 def make_workloads(ids, scale):
@@ -497,12 +800,16 @@ class Sample:
     err: str = ""
 
 
-def reap_orphans():
-    """Wait for reparented descendants; return their summed CPU and max RSS."""
+def reap_orphans(pgid):
+    """Wait for reparented descendants; return their summed CPU and max RSS.
+
+    Only the command's process group is waited for: the benchmark has children
+    of its own that outlive every run (nbdfuse, for the slow destination).
+    """
     cpu, maxrss = 0.0, 0
     while True:
         try:
-            _, _, ru = os.wait4(-1, 0)
+            _, _, ru = os.wait4(-pgid, 0)
         except ChildProcessError:
             return cpu, maxrss
         cpu += ru.ru_utime + ru.ru_stime
@@ -567,7 +874,7 @@ def measure(argv, timeout, stdout=subprocess.DEVNULL):
         wall = time.perf_counter() - t0
         watchdog.cancel()
         proc.returncode = os.waitstatus_to_exitcode(status)
-        ocpu, omax = reap_orphans()
+        ocpu, omax = reap_orphans(proc.pid)
         peak = sampler.finish()
         err.seek(0)
         text = err.read().decode(errors="replace")
@@ -603,13 +910,200 @@ def summarize(samples):
 
 
 # --------------------------------------------------------------------------
+# Destinations
+#
+# tmpfs and disk are directories: each row writes a file there, deleted before
+# every run.  loop and slow are block devices set up for the whole benchmark:
+# loop is a loop device on a sparse file on disk; slow is a loop device on the
+# file that nbdfuse makes of an nbdkit memory disk behind the rate filter.  A
+# device is discarded before every run instead (holes in the loop's file, trims
+# of the memory disk), so every tool starts from the same empty device.
+
+BLKGETSIZE64, BLKDISCARD = 0x80081272, 0x1277
+
+
+def is_block_device(path):
+    try:
+        return stat.S_ISBLK(os.stat(path).st_mode)
+    except OSError:
+        return False
+
+
+def discard(dev):
+    """Discard the whole of block device DEV; quietly nothing if it cannot."""
+    fd = os.open(dev, os.O_WRONLY)
+    try:
+        size = struct.unpack("Q", fcntl.ioctl(fd, BLKGETSIZE64, b"\0" * 8))[0]
+        fcntl.ioctl(fd, BLKDISCARD, struct.pack("QQ", 0, size))
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def clear(path):
+    """Make PATH as new before a run: delete a file, discard a block device."""
+    if is_block_device(path):
+        discard(path)
+    else:
+        remove(path)
+
+
+def losetup_attach(path):
+    r = run(["losetup", "--find", "--show", path], stdout=subprocess.PIPE, text=True)
+    return r.stdout.strip()
+
+
+def losetup_detach_all(path):
+    """Detach every loop device on PATH (left by an interrupted run)."""
+    r = subprocess.run(["losetup", "-j", str(path)], stdout=subprocess.PIPE,
+                       stderr=subprocess.DEVNULL, text=True)
+    for line in r.stdout.splitlines():
+        subprocess.run(["losetup", "-d", line.split(":")[0]], stderr=subprocess.DEVNULL)
+
+
+def mounted(path):
+    """True when something is mounted at PATH (also a FUSE mount whose daemon died)."""
+    with open("/proc/self/mounts") as f:
+        return any(line.split()[1].replace("\\040", " ") == str(path) for line in f)
+
+
+def fuse_unmount(mnt):
+    """Unmount the FUSE file system at MNT (busy for a moment after a loop device
+    on it was detached); True when it is gone."""
+    for _ in range(50):
+        if not mounted(mnt):
+            return True
+        subprocess.run(["fusermount3", "-u", str(mnt)], stderr=subprocess.DEVNULL)
+        time.sleep(0.1)
+    subprocess.run(["fusermount3", "-u", "-z", str(mnt)], stderr=subprocess.DEVNULL)
+    return not mounted(mnt)
+
+
+def dest_missing(kind):
+    """Why the destination KIND cannot be set up here, or ""."""
+    if kind not in ("loop", "slow"):
+        return ""
+    if os.geteuid() != 0:
+        return "needs root (loop devices)"
+    need = ["losetup"] + (["nbdkit", "nbdfuse", "fusermount3"] if kind == "slow" else [])
+    missing = [c for c in need if not shutil.which(c)]
+    if missing:
+        return f"{', '.join(missing)} not found (apt-get install nbdkit libnbd-bin fuse3)"
+    if kind == "slow" and not os.path.exists("/dev/fuse"):
+        return "no /dev/fuse"
+    return ""
+
+
+def setup_loop(ctx, size):
+    """A loop device on a sparse file of SIZE bytes on disk."""
+    backing = WORK_DIR / ctx.scale / "loop" / "backing.img"
+    backing.parent.mkdir(parents=True, exist_ok=True)
+    losetup_detach_all(backing)
+    remove(backing)
+    with open(backing, "wb") as f:
+        f.truncate(size)
+    ctx.loop_backing = backing
+    dev = losetup_attach(backing)
+    ctx.devices["loop"] = dev
+    ctx.dest_notes.append(f"loop: {dev} (`losetup --find --show`) on a sparse "
+                          f"{fmt_bytes(size)} file on {fs_type(backing)}, {backing}")
+
+
+def setup_slow(ctx, size):
+    """An nbdkit memory disk of SIZE bytes at SLOW_RATE, through nbdfuse and a loop."""
+    mnt = WORK_DIR / ctx.scale / "slow"
+    losetup_detach_all(mnt / "disk")
+    fuse_unmount(mnt)
+    mnt.mkdir(parents=True, exist_ok=True)
+    log_path = WORK_DIR / ctx.scale / "nbdfuse.log"
+    argv = ["nbdfuse", mnt / "disk", "--command", "nbdkit", "-s", "--filter=rate",
+            "memory", str(size), f"rate={SLOW_RATE}"]
+    with open(log_path, "wb") as log_file:
+        # A session of its own: Ctrl-C stops the benchmark, which then unmounts.
+        proc = subprocess.Popen([str(a) for a in argv], stdin=subprocess.DEVNULL,
+                                stdout=subprocess.DEVNULL, stderr=log_file,
+                                start_new_session=True)
+    ctx.nbdfuse = (proc, mnt, log_path)
+    deadline = time.monotonic() + 20
+    while not (mnt / "disk").exists():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"nbdfuse did not start: {read_or(log_path, '')[-300:]}")
+        time.sleep(0.05)
+    dev = losetup_attach(mnt / "disk")
+    ctx.devices["slow"] = dev
+    # Measure what a writer gets: dd of SLOW_PROBE bytes, after the device was
+    # idle (so with the rate filter's burst of 2 s, as every run gets).
+    discard(dev)
+    os.sync()
+    t0 = time.perf_counter()
+    run(["dd", "if=/dev/zero", f"of={dev}", "bs=4M", f"count={SLOW_PROBE // (4 * MiB)}",
+         "conv=fsync", "status=none"])
+    ctx.slow_rate = SLOW_PROBE / (time.perf_counter() - t0)
+    discard(dev)
+    ctx.dest_notes.append(
+        f"slow: {dev} (`losetup`) on {mnt / 'disk'}, the file nbdfuse makes of "
+        f"`nbdkit -s --filter=rate memory {size} rate={SLOW_RATE}` "
+        f"({int(SLOW_RATE[:-1]) / 8:g} MB/s nominal); measured with "
+        f"`dd bs=4M conv=fsync` of {fmt_bytes(SLOW_PROBE)}: "
+        f"{ctx.slow_rate / 1e6:.1f} MB/s")
+
+
+def teardown(ctx):
+    """Undo setup_slow and setup_loop, delete the destination directories."""
+    if ctx.nbdfuse:
+        proc, mnt, log_path = ctx.nbdfuse
+        if "slow" in ctx.devices:
+            subprocess.run(["losetup", "-d", ctx.devices.pop("slow")],
+                           stderr=subprocess.DEVNULL)
+        if not fuse_unmount(mnt):
+            log(f"bench: could not unmount {mnt}")
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        try:
+            mnt.rmdir()
+            if not log_path.stat().st_size:
+                remove(log_path)
+        except OSError:
+            pass
+        ctx.nbdfuse = None
+    if ctx.loop_backing:
+        ctx.devices.pop("loop", None)
+        losetup_detach_all(ctx.loop_backing)
+        remove(ctx.loop_backing)
+        shutil.rmtree(ctx.loop_backing.parent, ignore_errors=True)
+        ctx.loop_backing = None
+    shutil.rmtree(TMPFS_DIR, ignore_errors=True)
+    shutil.rmtree(ctx.dest_dirs["disk"], ignore_errors=True)
+
+
+def space_problem(ctx, kind, dest, size):
+    """Why SIZE bytes would not fit the destination, or ""."""
+    if kind == "slow":
+        with open("/proc/meminfo") as f:
+            avail = next(int(l.split()[1]) * KiB for l in f if l.startswith("MemAvailable:"))
+        if size > avail * 0.5:
+            return (f"the memory disk would hold {fmt_bytes(size)}, "
+                    f"{fmt_bytes(avail)} available")
+        return ""
+    where = ctx.loop_backing.parent if kind == "loop" else dest.parent
+    free = shutil.disk_usage(where).free
+    if size > free * 0.9:
+        return f"needs {fmt_bytes(size)}, {fmt_bytes(free)} free"
+    return ""
+
+
+# --------------------------------------------------------------------------
 # Rows (cases) and stages
 
 @dataclass
 class Tool:
     name: str
     argv: list
-    cleanup: list
+    cleanup: list  # paths made new (clear()) before every run and at the end
     skip: str = ""
 
 
@@ -621,7 +1115,9 @@ class Case:
     fmt: str
     dest: str
     tools: list
-    stages: list
+    stages: list  # the stages that make the limit
+    runs: int = 0
+    info: list = field(default_factory=list)  # stages shown for information
     samples: dict = field(default_factory=dict)
     failures: dict = field(default_factory=dict)  # tool -> [messages]
     attempts: dict = field(default_factory=dict)  # tool -> runs tried
@@ -636,12 +1132,23 @@ class Context:
         self.bmaptool = args.reference
         self.dest_dirs = {"tmpfs": TMPFS_DIR / "dest",
                           "disk": WORK_DIR / self.scale / "dest"}
+        self.devices = {}  # loop, slow -> /dev/loopN
+        self.dest_notes = []  # what the devices are, for the machine section
+        self.loop_backing = None
+        self.nbdfuse = None  # (process, mount point, its log)
+        self.slow_rate = None
         self.stage_results = {}
 
     def dest_path(self, kind, name):
+        if kind in self.devices:
+            return Path(self.devices[kind])
         d = self.dest_dirs[kind]
         d.mkdir(parents=True, exist_ok=True)
         return d / name
+
+    def runs(self, dest):
+        """Counted runs of a row or stage on DEST: fewer on slow."""
+        return min(self.args.runs, self.args.slow_runs) if dest == "slow" else self.args.runs
 
 
 def dd_argv(src, fmt, dest):
@@ -659,65 +1166,110 @@ def create_case(ctx, wl):
              Tool("bmaptool", [ctx.bmaptool, "create", "-o", outs["bmaptool"], wl.image],
                   [outs["bmaptool"]])]
     return Case(f"create {wl.id} {wl.name}", wl, "create", "raw", "—", tools,
-                [("sha256", wl.id)])
+                [("sha256", wl.id)], ctx.args.runs, [("sha256-all", wl.id)])
 
 
-def space_problem(path, size):
-    free = shutil.disk_usage(path.parent).free
-    if size > free * 0.9:
-        return f"needs {fmt_bytes(size)}, {fmt_bytes(free)} free"
-    return ""
+def one_cpu_tool(argv, dest):
+    """bmapkit pinned to one core: its decoder and hash threads follow the mask."""
+    first = min(os.sched_getaffinity(0))
+    skip = ("taskset not found (util-linux)" if not shutil.which("taskset") else
+            "only one core usable" if cpu_count() < 2 else "")
+    return Tool(ONE_CPU, ["taskset", "-c", str(first)] + argv, [dest], skip)
 
 
 def copy_case(ctx, wl, fmt, dest_kind):
     src = wl.inputs["raw"] if fmt == "raw" else wl.compressed(fmt)
     dest = ctx.dest_path(dest_kind, f"copy-{wl.id}.img")
     bmap = ["--bmap", wl.bmap]
-    tools = [Tool("bmapkit", [ctx.bmapkit, "copy"] + bmap + [src, dest], [dest]),
+    copy = [ctx.bmapkit, "copy"] + bmap + [src, dest]
+    tools = [Tool("bmapkit", copy, [dest]),
              Tool("bmaptool", [ctx.bmaptool, "copy"] + bmap + [src, dest], [dest]),
              Tool("dd", dd_argv(src, fmt, dest), [dest],
-                  wl.no_dd or space_problem(dest, wl.image_size))]
+                  wl.no_dd or space_problem(ctx, dest_kind, dest, wl.image_size))]
+    if fmt == "xz" and dest_kind == "tmpfs":
+        tools.append(one_cpu_tool(copy, dest))
     stages = [("sha256", wl.id), ("write", wl.id, dest_kind)]
-    if fmt != "raw":
+    info = [("sha256-all", wl.id)]
+    if fmt == "xz":
+        # bmapkit decodes only the blocks that hold mapped data; a full decode is
+        # shown for information.
+        stages.append(("xz-needed", wl.id))
+        info.append(("decode", wl.id, fmt))
+        if not ctx.args.no_limits:
+            wl.xz_plan()
+    elif fmt != "raw":
         stages.append(("decode", wl.id, fmt))
     return Case(f"copy {wl.id} {wl.name} {fmt} → {dest_kind}", wl, "copy", fmt,
-                dest_kind, tools, stages)
+                dest_kind, tools, stages, ctx.runs(dest_kind), info)
+
+
+def stage_decoder(fmt):
+    """The first decoder of STAGE_DECODERS[FMT] found on the machine."""
+    choices = STAGE_DECODERS[fmt]
+    return next((d for d in choices if shutil.which(d[0])), choices[-1])
 
 
 def stage_command(ctx, key, workloads):
-    """(label, argv, files to delete first, bytes handled) of a stage."""
+    """(label, argv, paths cleared first, bytes handled, times itself) of a stage."""
     wl = workloads[key[1]]
     if key[0] == "sha256":
         return ("SHA-256 of mapped bytes (openssl, 1 core)",
-                ["openssl", "dgst", "-sha256", wl.mapped_file], [], wl.mapped_bytes)
+                ["openssl", "dgst", "-sha256", wl.mapped_file], [], wl.mapped_bytes, False)
+    if key[0] == "sha256-all":
+        n = cpu_count()
+        return (f"SHA-256 of mapped bytes on all cores (hashlib, i.e. OpenSSL, {n} "
+                f"processes on 1/{n} each)",
+                helper_argv("--sha256-parts", wl.mapped_file, str(n)), [],
+                wl.mapped_bytes, True)
     if key[0] == "write":
         dest = ctx.dest_path(key[2], "stage-write.bin")
         return (f"write mapped bytes → {key[2]} (dd bs=4M conv=fsync)",
                 ["dd", f"if={wl.mapped_file}", f"of={dest}", "bs=4M", "conv=fsync",
-                 "status=none"], [dest], wl.mapped_bytes)
-    src = wl.compressed(key[2])
-    return (f"decode {key[2]} ({' '.join(FORMATS[key[2]]['decode'])})",
-            FORMATS[key[2]]["decode"] + [src], [], wl.image_size)
+                 "status=none"], [dest], wl.mapped_bytes, False)
+    if key[0] == "xz-needed":
+        plan = wl.xz_plan()
+        needed, total, nbytes = wl.xz_needed
+        return (f"decode the xz blocks that hold mapped data ({needed} of {total} blocks, "
+                f"Python lzma, {cpu_count()} processes)",
+                helper_argv("--decode-xz-blocks", plan), [], nbytes, True)
+    decoder = stage_decoder(key[2])
+    return (f"decode {key[2]} ({' '.join(decoder)})",
+            decoder + [wl.compressed(key[2])], [], wl.image_size, False)
 
 
 # --------------------------------------------------------------------------
 # Running
 
-def run_once(ctx, argv, cleanup):
-    """Delete CLEANUP, flush dirty pages, then measure ARGV."""
+def run_once(ctx, argv, cleanup, stdout=subprocess.DEVNULL):
+    """Clear CLEANUP, flush dirty pages, then measure ARGV."""
     for path in cleanup:
-        remove(path)
+        clear(path)
     os.sync()
-    return measure(argv, ctx.args.timeout)
+    return measure(argv, ctx.args.timeout, stdout)
+
+
+def self_timed(sample, out):
+    """Replace the wall time of SAMPLE by the "seconds S" a helper printed."""
+    out.seek(0)
+    for line in out.read().decode(errors="replace").splitlines():
+        if line.startswith("seconds "):
+            sample.wall = float(line.split()[1])
+            return
+    if sample.rc == 0:
+        sample.rc, sample.err = 1, sample.err + "\nno time reported"
 
 
 def run_stage(ctx, key, workloads):
     if key in ctx.stage_results:
         return ctx.stage_results[key]
-    label, argv, cleanup, nbytes = stage_command(ctx, key, workloads)
+    label, argv, cleanup, nbytes, timed = stage_command(ctx, key, workloads)
+    runs = ctx.runs(key[2]) if key[0] == "write" else ctx.args.runs
     samples = []
-    for i in range(ctx.args.runs + 1):
-        s = run_once(ctx, argv, cleanup)
+    for i in range(runs + 1):
+        with tempfile.TemporaryFile() as out:
+            s = run_once(ctx, argv, cleanup, out if timed else subprocess.DEVNULL)
+            if timed:
+                self_timed(s, out)
         if s.rc != 0:
             log(f"  stage failed: {label}: {s.err.strip()[-300:]}")
             samples = []
@@ -725,7 +1277,7 @@ def run_stage(ctx, key, workloads):
         if i:
             samples.append(s)
     for path in cleanup:
-        remove(path)
+        clear(path)
     st = summarize(samples)
     log(f"  stage {label} [{key[1]}]: {fmt_s(st.wall if st else None)} s")
     ctx.stage_results[key] = (label, st, nbytes)
@@ -759,7 +1311,7 @@ def run_case(ctx, case):
     active = [t for t in case.tools if not t.skip]
     for t in active:
         case.samples[t.name] = []
-    for rnd in range(ctx.args.runs + 1):
+    for rnd in range(case.runs + 1):
         line = [run_tool(ctx, case, t, rnd > 0) for t in active
                 if len(case.failures.get(t.name, [])) < MAX_FAILURES]
         log(f"  {'warm-up' if rnd == 0 else f'run {rnd}'}: " + ", ".join(line))
@@ -772,7 +1324,7 @@ def finish_case(case):
         case.check = compare_bmaps(*(t.cleanup[0] for t in case.tools))
     for t in case.tools:
         for path in t.cleanup:
-            remove(path)
+            clear(path)
 
 
 def compare_bmaps(mine, ref):
@@ -889,6 +1441,7 @@ def machine_description(ctx):
         ("dd", first_line(["dd", "--version"])),
         ("openssl", first_line(["openssl", "version"])),
         ("pigz", first_line(["pigz", "--version"])),
+        ("igzip", first_line(["igzip", "-V"])),
         ("xz", first_line(["xz", "--version"])),
         ("zstd", first_line(["zstd", "--version"])),
         ("pbzip2", first_line(["pbzip2", "--version"])),
@@ -896,6 +1449,9 @@ def machine_description(ctx):
         ("mke2fs", first_line(["mkfs.ext4", "-V"])),
         ("python", sys.version.split()[0]),
     ]
+    if ctx.nbdfuse:
+        tools += [("nbdkit", first_line(["nbdkit", "--version"])),
+                  ("nbdfuse", first_line(["nbdfuse", "--version"]))]
     cores = os.cpu_count()
     usable = len(os.sched_getaffinity(0))
     lines = [
@@ -907,6 +1463,7 @@ def machine_description(ctx):
         f"({fs_type(TMPFS_DIR.parent)})",
         "- Tools: " + "; ".join(f"{n}: {v}" for n, v in tools),
     ]
+    lines += [f"- Destination {n}" for n in ctx.dest_notes]
     return "\n".join(lines)
 
 
@@ -964,7 +1521,7 @@ def detail_table(ctx, cases):
     rows = []
     for c in cases:
         lim, _ = case_limit(ctx, c)
-        for name in TOOLS:
+        for name in TOOLS + [ONE_CPU]:
             st = tool_stats(c, name)
             if st is None:
                 if any(t.name == name for t in c.tools):
@@ -980,15 +1537,18 @@ def detail_table(ctx, cases):
                      "ru_maxrss MiB", "runs", "/limit"], rows)
 
 
-def stage_table(ctx):
+def stage_table(ctx, cases):
+    limits = {key for c in cases for key in c.stages}
     rows = []
-    for key, (label, st, nbytes) in ctx.stage_results.items():
+    for key, (label, st, nbytes) in sorted(ctx.stage_results.items(),
+                                           key=lambda item: item[0][1]):
+        role = "limit" if key in limits else "information"
         if st is None:
-            rows.append([key[1], label, fmt_bytes(nbytes), "FAILED", ""])
+            rows.append([key[1], label, role, fmt_bytes(nbytes), "FAILED", ""])
             continue
-        rows.append([key[1], label, fmt_bytes(nbytes), fmt_s(st.wall),
+        rows.append([key[1], label, role, fmt_bytes(nbytes), fmt_s(st.wall),
                      f"{nbytes / st.wall / 1e6:.0f}"])
-    return md_table(["Workload", "Stage", "Bytes", "median s", "MB/s"], rows)
+    return md_table(["Workload", "Stage", "Used for", "Bytes", "median s", "MB/s"], rows)
 
 
 def workload_table(workloads):
@@ -1005,26 +1565,43 @@ def failure_note(case, name, msgs):
             f"runs{rest}; last: {msgs[-1]}")
 
 
+def one_cpu_note(case):
+    """How bmapkit pinned to one core compares with bmapkit, in an xz row."""
+    one, full = tool_stats(case, ONE_CPU), tool_stats(case, "bmapkit")
+    if one is None or full is None:
+        return None
+    return (f"{case.label}: bmapkit on one core (`taskset -c`, so one decoder and one "
+            f"hash thread) {fmt_s(one.wall)} s, bmapkit on {cpu_count()} cores "
+            f"{fmt_s(full.wall)} s: 1 core/{cpu_count()} cores wall "
+            f"{fmt_ratio(one.wall, full.wall)}, CPU {fmt_ratio(one.cpu, full.cpu)}")
+
+
 def report(ctx, workloads, cases, notes):
     a = ctx.args
     date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     checks = [f"- {c.label}: {c.check}" for c in cases if c.check]
     fails = [failure_note(c, n, msgs) for c in cases for n, msgs in c.failures.items()]
+    scaling = [f"- {n}" for n in map(one_cpu_note, cases) if n]
+    slow = [c for c in cases if c.dest == "slow"]
+    slow_runs = (f" ({slow[0].runs} on the slow destination, and its write stage)"
+                 if slow and slow[0].runs != a.runs else "")
     parts = [
         "# bmapkit benchmark results", "",
         f"{date}. Command: `python3 bench/bench.py {' '.join(sys.argv[1:])}`. "
-        f"{ctx.scale} sizes; {a.runs} counted runs per tool after one warm-up round, "
-        "interleaved; medians and ratios of medians (< 1 means bmapkit needs less). "
-        "Warm page cache; destination deleted before every run. See README.md.", "",
+        f"{ctx.scale} sizes; {a.runs} counted runs per tool{slow_runs} after one warm-up "
+        "round, interleaved; medians and ratios of medians (< 1 means bmapkit needs "
+        "less). Warm page cache; destination file deleted, or destination device "
+        "discarded, before every run. See README.md.", "",
         "## Machine", "", machine_description(ctx), "",
         "## Workloads", "", workload_table(workloads), "",
         "## Summary", "", summary_table(ctx, cases), "",
         "## Per tool", "", detail_table(ctx, cases), "",
     ]
     if ctx.stage_results:
-        parts += ["## Stages alone (limits)", "", stage_table(ctx), ""]
-    if checks or fails or notes:
-        parts += ["## Notes", ""] + checks + fails + [f"- {n}" for n in notes] + [""]
+        parts += ["## Stages alone (limits)", "", stage_table(ctx, cases), ""]
+    if checks or fails or scaling or notes:
+        parts += (["## Notes", ""] + checks + fails + scaling + [f"- {n}" for n in notes]
+                  + [""])
     return "\n".join(parts)
 
 
@@ -1039,9 +1616,15 @@ def parse_args():
     p.add_argument("--only", choices=["create", "copy"], help="only these rows")
     p.add_argument("--workloads", default="W0,W1,W2,W3",
                    help="comma-separated ids or names (default all)")
-    p.add_argument("--dest", default="tmpfs,disk", help="copy destinations: tmpfs,disk")
+    p.add_argument("--dest", default=DEFAULT_DESTS,
+                   help=f"copy destinations (default {DEFAULT_DESTS}): {','.join(DESTS)} "
+                        "or all; loop and slow need root")
+    p.add_argument("--slow-runs", type=int, default=3,
+                   help="counted runs on the slow destination (default 3)")
+    p.add_argument("--slow-all", action="store_true",
+                   help="every copy row also on slow (default: W1 raw and xz only)")
     p.add_argument("--formats", default=",".join(ALL_FORMATS),
-                   help="copy inputs of W1 (default all): " + ",".join(ALL_FORMATS))
+                   help="copy inputs of W0 and W1 (default all): " + ",".join(ALL_FORMATS))
     p.add_argument("--bmapkit", default=str(REPO_DIR / "build-bench/programs/bmapkit"),
                    help="bmapkit binary (default build-bench/programs/bmapkit)")
     p.add_argument("--reference", default=shutil.which("bmaptool") or "bmaptool",
@@ -1050,6 +1633,8 @@ def parse_args():
                    help="seconds before one run is killed and its tool marked failed "
                         "(default 900, quick 30)")
     p.add_argument("--no-limits", action="store_true", help="skip the stage measurements")
+    p.add_argument("--prepare-only", action="store_true",
+                   help="make the workloads and inputs the rows need, then stop")
     p.add_argument("--output", help="results file (default bench/RESULTS.md, "
                                     "quick: bench/work/RESULTS-quick.md)")
     a = p.parse_args()
@@ -1058,10 +1643,10 @@ def parse_args():
     if a.timeout is None:
         a.timeout = 30 if a.quick else 900
     a.workloads = resolve_workloads(p, a.workloads)
-    a.dest = check_list(p, a.dest, ["tmpfs", "disk"], "--dest")
+    a.dest = DESTS if a.dest.strip() == "all" else check_list(p, a.dest, DESTS, "--dest")
     a.formats = check_list(p, a.formats, ALL_FORMATS, "--formats")
-    if a.runs < 1:
-        p.error("--runs must be at least 1")
+    if a.runs < 1 or a.slow_runs < 1:
+        p.error("--runs and --slow-runs must be at least 1")
     return a
 
 
@@ -1108,13 +1693,33 @@ def plan_copy(ctx, workloads, notes):
     if missing:
         notes.append(f"copy rows skipped for {', '.join(missing)}: bmapkit copy did not "
                      "reproduce a tiny image in that format (or its compressor is missing)")
-    cases = []
+    rows = []
     for wl in workloads:
         fmts = [f for f in supported if wl.kind == "wic" or wl.id == "W0" or f == "raw"]
         for fmt in fmts:
             for dest in a.dest:
-                cases.append(copy_case(ctx, wl, fmt, dest))
-    return cases
+                if dest != "slow" or a.slow_all or (wl.id, fmt) in SLOW_ROWS:
+                    rows.append((wl, fmt, dest))
+    if "slow" in a.dest and not a.slow_all:
+        notes.append("slow destination: only the rows "
+                     + ", ".join(f"{w} {f}" for w, f in sorted(SLOW_ROWS))
+                     + " (when selected), as every run there writes at USB-2 speed; "
+                     "--slow-all runs every row there")
+    for dest in ("loop", "slow"):
+        sizes = [wl.image_size for wl, _, d in rows if d == dest]
+        if not sizes:
+            continue
+        why = dest_missing(dest)
+        if not why:
+            try:
+                size = -(-max(sizes + [SLOW_PROBE]) // MiB) * MiB
+                (setup_loop if dest == "loop" else setup_slow)(ctx, size)
+            except (OSError, RuntimeError, subprocess.CalledProcessError) as e:
+                why = f"could not be set up: {e}"
+        if why:
+            notes.append(f"{dest} rows skipped: {why}")
+            rows = [r for r in rows if r[2] != dest]
+    return [copy_case(ctx, wl, fmt, dest) for wl, fmt, dest in rows]
 
 
 def setup_notes(ctx):
@@ -1134,15 +1739,11 @@ def setup_notes(ctx):
 
 def run_all(ctx, workloads, cases):
     by_id = {wl.id: wl for wl in workloads}
-    try:
-        for case in cases:
-            run_case(ctx, case)
-            if not ctx.args.no_limits:
-                for key in case.stages:
-                    run_stage(ctx, key, by_id)
-    finally:
-        shutil.rmtree(TMPFS_DIR, ignore_errors=True)
-        shutil.rmtree(ctx.dest_dirs["disk"], ignore_errors=True)
+    for case in cases:
+        run_case(ctx, case)
+        if not ctx.args.no_limits:
+            for key in case.stages + case.info:
+                run_stage(ctx, key, by_id)
 
 
 def write_results(ctx, text):
@@ -1155,20 +1756,36 @@ def write_results(ctx, text):
     log(f"written to {out}")
 
 
+def terminate(signum, frame):
+    """SIGTERM and SIGHUP end the run like Ctrl-C: devices are still undone."""
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def main():
+    if len(sys.argv) > 1 and sys.argv[1] in HELPERS:
+        return HELPERS[sys.argv[1]](*sys.argv[2:])
     a = parse_args()
     ctx = Context(a)
     check_tools(ctx)
     notes = setup_notes(ctx)
+    signal.signal(signal.SIGTERM, terminate)
+    signal.signal(signal.SIGHUP, terminate)
     TMPFS_DIR.mkdir(parents=True, exist_ok=True)
-    workloads = make_workloads(a.workloads, ctx.scale)
-    log(f"preparing workloads ({ctx.scale}) under {WORK_DIR / ctx.scale}")
-    for wl in workloads:
-        wl.prepare(ctx.bmaptool, need_mapped=not a.no_limits)
-    cases = [create_case(ctx, wl) for wl in workloads] if a.only != "copy" else []
-    cases += plan_copy(ctx, workloads, notes)
-    run_all(ctx, workloads, cases)
-    write_results(ctx, report(ctx, workloads, cases, notes))
+    try:
+        workloads = make_workloads(a.workloads, ctx.scale)
+        log(f"preparing workloads ({ctx.scale}) under {WORK_DIR / ctx.scale}")
+        for wl in workloads:
+            wl.prepare(ctx.bmaptool, need_mapped=not a.no_limits)
+        cases = [create_case(ctx, wl) for wl in workloads] if a.only != "copy" else []
+        cases += plan_copy(ctx, workloads, notes)
+        if a.prepare_only:
+            log("workloads and inputs are ready; nothing measured (--prepare-only)")
+            return
+        run_all(ctx, workloads, cases)
+        text = report(ctx, workloads, cases, notes)
+    finally:
+        teardown(ctx)
+    write_results(ctx, text)
 
 
 if __name__ == "__main__":
