@@ -20,15 +20,9 @@ put_random disk.img $((5 * MiB)) 1000
 gen_bmap 2.0 disk.img disk.img.bmap
 head -c 5000 /dev/urandom >notes.txt
 
-# is_stub FILE: the error in FILE says a decoder is not written yet.
-is_stub() {
-    grep -q 'not supported yet' "$1"
-}
-
-# copy_case NAME ARCHIVE OPTIONS...: copy ARCHIVE (the file; '-' options come from
-# the caller) to a new file and compare it with disk.img, byte and hole equal (with
-# --nobmap, byte equal). Returns 1, printing why, when ARCHIVE needs a decoder that is
-# not written yet.
+# copy_case NAME ARCHIVE HOW OPTIONS...: copy ARCHIVE (HOW: as a file, redirected to
+# standard input or piped) to a new file and compare it with disk.img, byte and hole
+# equal (with --nobmap, byte equal).
 copy_case() {
     local name=$1 img=$2 how=$3 rc=0
     shift 3
@@ -38,10 +32,6 @@ copy_case() {
         redirect) "$BMAPKIT" copy -q "$@" - out.img <"$img" >.out 2>.err || rc=$? ;;
         pipe) cat "$img" | "$BMAPKIT" copy -q "$@" - out.img >.out 2>.err || rc=$? ;;
     esac
-    if [ "$rc" -ne 0 ] && is_stub .err; then
-        note_skip "$name: $(sed 's/^bmapkit: error: //' .err)"
-        return 1
-    fi
     [ "$rc" -eq 0 ] || { cat .err; fail "$name ($how $*): exit status $rc"; }
     if [[ " $* " == *" --nobmap "* ]]; then
         cmp disk.img out.img || fail "$name ($how $*): the copy differs from the image"
@@ -53,7 +43,6 @@ copy_case() {
 # archive_ok NAME ARCHIVE: every way of copying ARCHIVE gives the image.
 archive_ok() {
     local name=$1 img=$2 how
-    copy_case "$name" "$img" file --bmap disk.img.bmap || return 0
     for how in file redirect pipe; do
         copy_case "$name" "$img" "$how" --bmap disk.img.bmap
         copy_case "$name" "$img" "$how" --nobmap
@@ -112,17 +101,9 @@ archive_ok "zip starting with directories" dirfirst.zip
 # --- damaged archives: exit 1 and one error line naming the format and the byte
 
 # bad NAME FILE PATTERN: FILE fails with the bmap and with --nobmap, as a file and
-# piped, with an error matching PATTERN. Skipped, printing why, when a decoder is not
-# written yet.
+# piped, with an error matching PATTERN.
 bad() {
     local name=$1 file=$2 pattern=$3 opts rc
-    rm -f out.img
-    rc=0
-    "$BMAPKIT" copy -q --nobmap "$file" out.img >.out 2>.err || rc=$?
-    if [ "$rc" -ne 0 ] && is_stub .err; then
-        note_skip "$name: $(sed 's/^bmapkit: error: //' .err)"
-        return 0
-    fi
     for opts in "--bmap disk.img.bmap" --nobmap; do
         rm -f out.img
         # shellcheck disable=SC2086
