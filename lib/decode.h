@@ -44,6 +44,14 @@ struct bk_source *bk_decode_archive(struct bk_source *in, struct bk_error *err);
  */
 struct bk_source *bk_decode_xz_indexed(struct bk_source *in, struct bk_error *err);
 
+/*
+ * The same for the zstd file IN, when it holds two frames or more with data, all of
+ * which give their content size: the file's structure is walked and checked, then
+ * pread() decodes only the frames that hold the requested bytes. Returns NULL with ERR
+ * code BK_E_UNSUPPORTED otherwise: the caller then falls back to bk_decode_zstd.
+ */
+struct bk_source *bk_decode_zstd_indexed(struct bk_source *in, struct bk_error *err);
+
 /* Decoder for FORMAT (not RAW, not archives); NULL with ERR when none. */
 struct bk_source *bk_decode_for(enum bk_format format, struct bk_source *in, struct bk_error *err);
 

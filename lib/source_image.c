@@ -141,9 +141,10 @@ struct bk_source *bk_source_open_image(const char *path, enum bk_format *format_
         return a ? threaded(a, err) : NULL;
     }
 
-    if (format == BK_FORMAT_XZ && src->seekable) {
-        /* Random access through the block index when the file has several blocks. */
-        struct bk_source *x = bk_decode_xz_indexed(src, err);
+    if ((format == BK_FORMAT_XZ || format == BK_FORMAT_ZSTD) && src->seekable) {
+        /* Random access when the file is made of several independent blocks or frames. */
+        struct bk_source *x = format == BK_FORMAT_XZ ? bk_decode_xz_indexed(src, err)
+                                                     : bk_decode_zstd_indexed(src, err);
         if (x) {
             uint8_t inner[TAR_HEADER];
             size_t got = 0;

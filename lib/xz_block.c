@@ -44,7 +44,6 @@ int xz_blockdec_header(struct bk_source *in, struct xz_blockdec *d, const struct
 {
     xz_blockdec_end(d);
     d->b = *b;
-    d->finished = false;
     uint8_t hdr[LZMA_BLOCK_HEADER_SIZE_MAX];
     if (xz_read_at(in, hdr, 1, b->coff, err) < 0)
         return -1;
@@ -115,21 +114,9 @@ int xz_blockdec_decode(struct bk_source *in, struct xz_blockdec *d, uint8_t *out
             if (d->strm.total_out != d->b.usize || (verifying && d->strm.avail_out == 0) ||
                 d->strm.avail_in != 0 || d->cin != cend)
                 return block_error(in, &d->b, LZMA_DATA_ERROR, err);
-            d->finished = true;
             return 0;
         }
         if (r != LZMA_OK)
             return block_error(in, &d->b, r, err);
     }
-}
-
-/* Decode and drop the block's bytes up to block offset TARGET, through SCRATCH. */
-int xz_blockdec_skip(struct bk_source *in, struct xz_blockdec *d, uint8_t *scratch, uint64_t target,
-                     struct bk_error *err)
-{
-    while (d->strm.total_out < target)
-        if (xz_blockdec_decode(in, d, scratch,
-                               (size_t)xz_min64(target - d->strm.total_out, XZ_IO_BYTES), err) < 0)
-            return -1;
-    return 0;
 }

@@ -6,6 +6,7 @@
  * exactly. This is all that can be checked without decoding blocks.
  */
 #include "xz_internal.h"
+#include "pieces_internal.h"
 
 #include <inttypes.h>
 #include <stdlib.h>
@@ -17,20 +18,7 @@
 /* Read exactly LEN bytes of the compressed file at OFF. */
 int xz_read_at(struct bk_source *in, void *buf, size_t len, uint64_t off, struct bk_error *err)
 {
-    uint8_t *p = buf;
-    while (len > 0) {
-        size_t got = 0;
-        if (in->pread(in, p, len, off, &got, err) < 0)
-            return -1;
-        if (got == 0)
-            return bk_error_set(err, BK_E_FORMAT, 0,
-                                "%s: xz: the file ends early (truncated) at byte %" PRIu64,
-                                in->name, off);
-        p += got;
-        len -= got;
-        off += got;
-    }
-    return 0;
+    return pieces_read_at(in, "xz", buf, len, off, err);
 }
 
 /* --- the index ------------------------------------------------------------------- */

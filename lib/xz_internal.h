@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Internal: the pieces of random access into xz files. xz_index.c reads and checks a
+ * Internal: the parts of random access into xz files. xz_index.c reads and checks a
  * file's streams and indexes; xz_block.c decodes one block on its own;
- * decode_xz_indexed.c plans which blocks a copy needs and decodes them on workers.
+ * decode_xz_indexed.c hands the blocks to the engine of source_pieces.c.
  */
 #ifndef BMAPKIT_XZ_INTERNAL_H
 #define BMAPKIT_XZ_INTERNAL_H
@@ -13,7 +13,7 @@
 
 #include "bmapkit/source.h"
 
-/* Compressed bytes read at a time, and the size of a block decoder's scratch buffer. */
+/* Compressed bytes a block decoder reads at a time. */
 #define XZ_IO_BYTES ((size_t)256 << 10)
 
 static inline uint64_t xz_min64(uint64_t a, uint64_t b)
@@ -34,7 +34,7 @@ struct xz_blockdec {
     lzma_stream strm;
     lzma_block block;
     lzma_filter filters[LZMA_FILTERS_MAX + 1];
-    bool live, finished;
+    bool live;
     uint64_t cin; /* next compressed byte to read */
     uint8_t *inbuf;
 };
@@ -70,9 +70,5 @@ int xz_blockdec_start(struct bk_source *in, struct xz_blockdec *d, struct bk_err
  */
 int xz_blockdec_decode(struct bk_source *in, struct xz_blockdec *d, uint8_t *out, size_t len,
                        struct bk_error *err);
-
-/* Decode and drop the block's bytes up to block offset TARGET, through SCRATCH. */
-int xz_blockdec_skip(struct bk_source *in, struct xz_blockdec *d, uint8_t *scratch, uint64_t target,
-                     struct bk_error *err);
 
 #endif
