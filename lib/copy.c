@@ -10,7 +10,6 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -70,9 +69,6 @@ static int pipeline_init(struct pipeline *p, struct bk_error *err)
 
 static void pipeline_destroy(struct pipeline *p)
 {
-    /* Slots filled but not written when a copy stopped may still hold mappings. */
-    for (uint64_t k = p->written; k <= p->filled; k++)
-        pipeline_unmap_slot(&p->slots[k % SLOT_COUNT]);
     for (size_t i = 0; i < SLOT_COUNT; i++)
         free(p->slots[i].data);
     free(p->scratch);

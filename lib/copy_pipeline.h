@@ -25,17 +25,12 @@
 /* The reader's own buffer, for stream bytes it skips or checks for at the end. */
 #define SCRATCH_BYTES (1u << 20)
 
-/* Pieces at least this long are mapped from a mappable source instead of read. */
-#define MAP_MIN (256u << 10)
-
 struct segment {
     uint64_t offset; /* in the image */
     const uint8_t *data;
     uint32_t len;
     size_t range;
     bool range_end;
-    void *map; /* mapping to release after writing, or NULL */
-    size_t map_len;
 };
 
 struct slot {
@@ -94,9 +89,6 @@ size_t pipeline_range_count(const struct pipeline *p);
 
 /* Slots every hasher has finished. Call with the lock held. */
 uint64_t pipeline_hashed_all(const struct pipeline *p);
-
-/* Release the mappings a slot's pieces hold. */
-void pipeline_unmap_slot(struct slot *s);
 
 /* The stages' thread functions; the hashers take a struct hasher_arg. */
 void *pipeline_reader_main(void *arg);

@@ -7,7 +7,6 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <unistd.h>
 
 struct reader_pos {
@@ -62,34 +61,6 @@ static int reader_drain(struct pipeline *p, struct reader_pos *r, struct bk_erro
     return 0;
 }
 
-/* Map LEN image bytes at OFFSET; the mapping starts at the page below OFFSET. */
-static int map_piece(struct pipeline *p, struct segment *g, uint64_t offset, size_t len,
-                     struct bk_error *err)
-{
-    uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
-    uint64_t start = offset - offset % page;
-    size_t map_len = (size_t)(offset - start) + len;
-    /* Populate here, in the reader, so the hasher never waits on page faults. */
-    void *m =
-        mmap(NULL, map_len, PROT_READ, MAP_SHARED | MAP_POPULATE, p->src->map_fd, (off_t)start);
-    if (m == MAP_FAILED)
-        return bk_error_set(err, BK_E_IO, errno, "%s: cannot map bytes %" PRIu64 "-%" PRIu64,
-                            p->src->name, offset, offset + len - 1);
-    g->map = m;
-    g->map_len = map_len;
-    g->data = (const uint8_t *)m + (offset - start);
-    return 0;
-}
-
-void pipeline_unmap_slot(struct slot *s)
-{
-    for (size_t i = 0; i < s->nseg; i++) {
-        if (s->seg[i].map)
-            munmap(s->seg[i].map, s->seg[i].map_len);
-        s->seg[i].map = NULL;
-    }
-}
-
 /* Fill one slot; returns 1 when the image is complete, 0 to go on, -1 on error. */
 static int reader_fill(struct pipeline *p, struct reader_pos *r, struct slot *s,
                        struct bk_error *err)
@@ -103,36 +74,26 @@ static int reader_fill(struct pipeline *p, struct reader_pos *r, struct slot *s,
         uint64_t want = r->end - r->offset;
         struct segment *g = &s->seg[s->nseg];
         *g = (struct segment){.offset = r->offset, .range = r->range};
-        bool mapped = p->src->map_fd >= 0 && p->bmap && want >= MAP_MIN;
         if (want > SLOT_BYTES - used)
             want = SLOT_BYTES - used;
         size_t got = (size_t)want;
-        if (mapped) {
-            /* A mapped piece takes a whole slot's share of the ring, but no buffer. */
-            if (used > 0)
-                return 0;
-            if (map_piece(p, g, r->offset, got, err) < 0)
+        uint8_t *buf = s->data + used;
+        g->data = buf;
+        if (p->src->seekable && p->bmap) {
+            if (bk_source_pread_full(p->src, buf, got, r->offset, err) < 0)
                 return -1;
-            used = SLOT_BYTES;
         } else {
-            uint8_t *buf = s->data + used;
-            g->data = buf;
-            if (p->src->seekable && p->bmap) {
-                if (bk_source_pread_full(p->src, buf, got, r->offset, err) < 0)
+            if (reader_skip(p, r, r->offset, err) < 0)
+                return -1;
+            if (p->bmap || r->end != UINT64_MAX) {
+                if (bk_source_read_full(p->src, buf, got, r->offset, err) < 0)
                     return -1;
-            } else {
-                if (reader_skip(p, r, r->offset, err) < 0)
-                    return -1;
-                if (p->bmap || r->end != UINT64_MAX) {
-                    if (bk_source_read_full(p->src, buf, got, r->offset, err) < 0)
-                        return -1;
-                } else if (p->src->read(p->src, buf, got, &got, err) < 0) {
-                    return -1;
-                }
-                r->stream += got;
+            } else if (p->src->read(p->src, buf, got, &got, err) < 0) {
+                return -1;
             }
-            used += got;
+            r->stream += got;
         }
+        used += got;
         bool at_end = r->offset + got == r->end || (got == 0 && r->end == UINT64_MAX);
         if (got > 0 || at_end) {
             g->len = (uint32_t)got;

@@ -7,7 +7,6 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <unistd.h>
 
 /* The hasher that owns RANGE has given its verdict. */
@@ -95,7 +94,6 @@ void *pipeline_writer_main(void *arg)
             pipeline_fail(p, &err);
             break;
         }
-        pipeline_unmap_slot(s);
         bool eof = s->eof;
         pthread_mutex_lock(&p->lock);
         p->written++;

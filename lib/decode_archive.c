@@ -302,7 +302,6 @@ struct bk_source *bk_decode_archive(struct bk_source *in, struct bk_error *err)
     s->pub.name = in->name;
     s->pub.size = -1;
     s->pub.seekable = false;
-    s->pub.map_fd = -1;
     s->pub.read = archive_source_read;
     s->pub.close = archive_source_close;
     s->pub.priv = s;

@@ -224,7 +224,6 @@ struct bk_source *bk_decode_bzip2(struct bk_source *in, struct bk_error *err)
     b->pub.name = in->name;
     b->pub.size = -1;
     b->pub.seekable = false;
-    b->pub.map_fd = -1;
     b->pub.read = bzip2_read;
     b->pub.close = bzip2_close;
     b->pub.priv = b;

@@ -232,7 +232,6 @@ struct bk_source *bk_decode_gzip(struct bk_source *in, struct bk_error *err)
     g->pub.name = in->name;
     g->pub.size = -1;
     g->pub.seekable = false;
-    g->pub.map_fd = -1;
     g->pub.read = gzip_read;
     g->pub.close = gzip_close;
     g->pub.priv = g;

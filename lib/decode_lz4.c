@@ -218,7 +218,6 @@ struct bk_source *bk_decode_lz4(struct bk_source *in, struct bk_error *err)
     l->pub.name = in->name;
     l->pub.size = -1;
     l->pub.seekable = false;
-    l->pub.map_fd = -1;
     l->pub.read = lz4_read;
     l->pub.close = lz4_close;
     l->pub.priv = l;

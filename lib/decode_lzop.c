@@ -451,7 +451,6 @@ struct bk_source *bk_decode_lzop(struct bk_source *in, struct bk_error *err)
     z->pub.name = in->name;
     z->pub.size = -1;
     z->pub.seekable = false;
-    z->pub.map_fd = -1;
     z->pub.read = lzop_read;
     z->pub.close = lzop_close;
     z->pub.priv = z;

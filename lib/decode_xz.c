@@ -242,7 +242,6 @@ struct bk_source *bk_decode_xz(struct bk_source *in, struct bk_error *err)
     x->pub.name = in->name;
     x->pub.size = -1;
     x->pub.seekable = false;
-    x->pub.map_fd = -1;
     x->pub.read = xz_read;
     x->pub.close = xz_close;
     x->pub.priv = x;

@@ -222,7 +222,6 @@ struct bk_source *bk_decode_zstd(struct bk_source *in, struct bk_error *err)
     z->pub.name = in->name;
     z->pub.size = -1;
     z->pub.seekable = false;
-    z->pub.map_fd = -1;
     z->pub.read = zstd_read;
     z->pub.close = zstd_close;
     z->pub.priv = z;

@@ -95,12 +95,10 @@ struct bk_source *bk_source_open_file(const char *path, struct bk_error *err)
     /* Standard input redirected from a regular file is as good as the file itself. */
     if (S_ISREG(st.st_mode) && lseek(fd, 0, SEEK_CUR) == 0) {
         f->pub.seekable = true;
-        f->pub.map_fd = fd;
         f->pub.size = st.st_size;
         f->pub.pread = file_pread;
     } else {
         f->pub.size = -1;
-        f->pub.map_fd = -1;
     }
     if (f->pub.seekable)
         posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);

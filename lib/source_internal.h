@@ -7,7 +7,7 @@
 
 /*
  * Wrap IN so that up to CAP of its first bytes can be peeked at before they are read.
- * Takes ownership of IN. pread, size and map_fd pass through unchanged.
+ * Takes ownership of IN. pread and size pass through unchanged.
  */
 struct bk_source *bk_source_peekable(struct bk_source *in, size_t cap, struct bk_error *err);
 

@@ -415,7 +415,6 @@ struct bk_source *pieces_open(struct bk_source *in, struct piece *pieces, size_t
     ps->pub.name = in->name;
     ps->pub.size = (int64_t)ps->size;
     ps->pub.seekable = true;
-    ps->pub.map_fd = -1;
     ps->pub.read = pieces_read;
     ps->pub.pread = pieces_pread;
     ps->pub.plan = pieces_plan;

@@ -164,7 +164,6 @@ struct bk_source *bk_source_threaded(struct bk_source *in, struct bk_error *err)
     t->pub.name = in->name;
     t->pub.size = in->size;
     t->pub.seekable = false;
-    t->pub.map_fd = -1;
     t->pub.read = threaded_read;
     t->pub.skip = threaded_skip;
     t->pub.close = threaded_close;

@@ -28,9 +28,6 @@ struct bk_source {
     const char *name; /* for messages */
     int64_t size;     /* image bytes, or -1 when unknown (a pipe) */
     bool seekable;
-    /* A regular file whose bytes are the image's, at the same offsets: the copy maps
-       large pieces of it instead of reading them into buffers. -1 otherwise. */
-    int map_fd;
 
     /* Read up to LEN bytes at the current position; *GOT = 0 only at the end. */
     int (*read)(struct bk_source *src, void *buf, size_t len, size_t *got, struct bk_error *err);
