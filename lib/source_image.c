@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Assemble the source of an image: the file, then whatever decoders its first bytes
- * call for, then a thread to run them on. Formats are told by their magic numbers,
- * so names and standard input need no suffix.
+ * call for. Formats are told by their magic numbers, so names and standard input need
+ * no suffix. A stream decoder runs on the copy's reader thread and decodes straight
+ * into the copy's buffers.
  */
 #include "decode.h"
 #include "source_internal.h"
@@ -101,15 +102,6 @@ static enum bk_format format_of_name(const char *path)
     return BK_FORMAT_RAW;
 }
 
-/* Run SRC on a thread of its own; on failure SRC is closed. */
-static struct bk_source *threaded(struct bk_source *src, struct bk_error *err)
-{
-    struct bk_source *t = bk_source_threaded(src, err);
-    if (!t)
-        bk_source_close(src);
-    return t;
-}
-
 struct bk_source *bk_source_open_image(const char *path, enum bk_format *format_out,
                                        struct bk_error *err)
 {
@@ -137,8 +129,7 @@ struct bk_source *bk_source_open_image(const char *path, enum bk_format *format_
     if (format == BK_FORMAT_RAW && !is_tar(head, len))
         return src;
     if (format == BK_FORMAT_RAW || format == BK_FORMAT_ZIP) {
-        struct bk_source *a = wrap(src, bk_decode_archive, err);
-        return a ? threaded(a, err) : NULL;
+        return wrap(src, bk_decode_archive, err);
     }
 
     if ((format == BK_FORMAT_XZ || format == BK_FORMAT_ZSTD) && src->seekable) {
@@ -170,7 +161,7 @@ struct bk_source *bk_source_open_image(const char *path, enum bk_format *format_
         return NULL;
     if (!(dec = peek_head(dec, &head, &len, err)))
         return NULL;
-    if (is_tar(head, len) && !(dec = wrap(dec, bk_decode_archive, err)))
-        return NULL;
-    return threaded(dec, err);
+    if (is_tar(head, len))
+        return wrap(dec, bk_decode_archive, err);
+    return dec;
 }

@@ -19,12 +19,6 @@ int bk_source_peek(struct bk_source *src, const uint8_t **data, size_t want, siz
                    struct bk_error *err);
 
 /*
- * Run IN's reads on a thread of their own, so decoding overlaps the rest of the copy.
- * Takes ownership of IN. The result reads the same bytes, sequentially.
- */
-struct bk_source *bk_source_threaded(struct bk_source *in, struct bk_error *err);
-
-/*
  * Move SRC's sequential position LEN bytes on; OFFSET is the position now (for the
  * message). Uses the source's skip when it has one, else reads into the CAP bytes at
  * SCRATCH. Running short is an error, as with bk_source_read_full.
