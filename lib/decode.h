@@ -26,6 +26,17 @@
 struct bk_source *bk_decode_gzip(struct bk_source *in, struct bk_error *err);
 struct bk_source *bk_decode_bzip2(struct bk_source *in, struct bk_error *err);
 struct bk_source *bk_decode_xz(struct bk_source *in, struct bk_error *err);
+
+/* bzip2 whose compressed bytes, read from IN, start at byte FIRST of the file (messages). */
+struct bk_source *bk_decode_bzip2_at(struct bk_source *in, uint64_t first, struct bk_error *err);
+
+/*
+ * bzip2 of several streams (pbzip2) from the seekable file IN, decoded on every CPU,
+ * with the same results and errors as bk_decode_bzip2. Returns NULL with ERR code
+ * BK_E_UNSUPPORTED when that does not apply (one stream, one CPU, not seekable): the
+ * caller keeps IN and decodes it with bk_decode_bzip2.
+ */
+struct bk_source *bk_decode_bzip2_parallel(struct bk_source *in, struct bk_error *err);
 struct bk_source *bk_decode_zstd(struct bk_source *in, struct bk_error *err);
 struct bk_source *bk_decode_lz4(struct bk_source *in, struct bk_error *err);
 struct bk_source *bk_decode_lzop(struct bk_source *in, struct bk_error *err);

@@ -206,6 +206,11 @@ static void bzip2_close(struct bk_source *src)
 
 struct bk_source *bk_decode_bzip2(struct bk_source *in, struct bk_error *err)
 {
+    return bk_decode_bzip2_at(in, 0, err);
+}
+
+struct bk_source *bk_decode_bzip2_at(struct bk_source *in, uint64_t first, struct bk_error *err)
+{
     struct bzip2_source *b = calloc(1, sizeof *b);
     uint8_t *buf = malloc(IN_BYTES);
     if (!b || !buf) {
@@ -216,6 +221,7 @@ struct bk_source *bk_decode_bzip2(struct bk_source *in, struct bk_error *err)
     }
     b->in = in;
     b->buf = buf;
+    b->total_in = first;
     if (stream_init(b, err) < 0) {
         free(b->buf);
         free(b);

@@ -102,6 +102,18 @@ static enum bk_format format_of_name(const char *path)
     return BK_FORMAT_RAW;
 }
 
+/* A decoder's output (NULL after a failure), with a tar archive inside it opened. */
+static struct bk_source *after_decoder(struct bk_source *dec, struct bk_error *err)
+{
+    const uint8_t *head;
+    size_t len;
+    if (!dec || !(dec = peek_head(dec, &head, &len, err)))
+        return NULL;
+    if (is_tar(head, len))
+        return wrap(dec, bk_decode_archive, err);
+    return dec;
+}
+
 struct bk_source *bk_source_open_image(const char *path, enum bk_format *format_out,
                                        struct bk_error *err)
 {
@@ -156,12 +168,16 @@ struct bk_source *bk_source_open_image(const char *path, enum bk_format *format_
         bk_error_clear(err);
     }
 
-    struct bk_source *dec = decode_any(format, src, err);
-    if (!dec)
-        return NULL;
-    if (!(dec = peek_head(dec, &head, &len, err)))
-        return NULL;
-    if (is_tar(head, len))
-        return wrap(dec, bk_decode_archive, err);
-    return dec;
+    if (format == BK_FORMAT_BZIP2) {
+        struct bk_source *par = bk_decode_bzip2_parallel(src, err);
+        if (par)
+            return after_decoder(par, err);
+        if (err->code != BK_E_UNSUPPORTED) {
+            bk_source_close(src);
+            return NULL;
+        }
+        bk_error_clear(err);
+    }
+
+    return after_decoder(decode_any(format, src, err), err);
 }

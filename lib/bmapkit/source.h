@@ -61,9 +61,10 @@ struct bk_source *bk_source_open_file(const char *path, struct bk_error *err);
  * Open the image PATH ("-" for standard input) for copying: the format is recognised
  * from the first bytes, whatever the file is called, and compressed images (gzip,
  * bzip2, xz, zstd, lz4, lzop) and archives (tar, also compressed, and zip: the first
- * member) are decoded in the library, on a thread of their own. An xz file of several
- * blocks, or a zstd file of several frames that record their sizes, becomes seekable,
- * so only the blocks or frames holding mapped data are decoded.
+ * member) are decoded in the library (pbzip2's files of many streams on every CPU).
+ * An xz file of several blocks, or a zstd file of several frames that record their
+ * sizes, becomes seekable, so only the blocks or frames holding mapped data are
+ * decoded.
  * *FORMAT (may be NULL) receives the outer format. Returns NULL with ERR filled.
  */
 struct bk_source *bk_source_open_image(const char *path, enum bk_format *format,

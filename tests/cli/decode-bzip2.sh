@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# bmapkit copy of bzip2 images: bzip2 and pbzip2 output, several streams, the .bz2 suffix, no suffix, standard input, --nobmap; truncated, flipped and trailing-garbage files fail.
+# bmapkit copy of bzip2 images: bzip2 and pbzip2 output (decoded on several CPUs), several streams, the .bz2 suffix, no suffix, standard input, --nobmap; truncated, flipped and trailing-garbage files fail.
 source "$TESTS_DIR/lib.sh"
 source "$TESTS_DIR/decode_lib.sh"
 
 FORMAT=bzip2
+PIPE_DIFFERS=1 # a seekable file of several streams is decoded on several CPUs, a pipe in turn
 command -v bzip2 >/dev/null 2>&1 || skip "bzip2 is not installed"
 require_sparse_support "$WORK"
 cd "$WORK"
@@ -50,9 +51,38 @@ if command -v pbzip2 >/dev/null 2>&1; then
     copy_ok "pbzip2 ($streams streams)" --bmap disk.img.bmap disk.pbzip2.bz2
     nobmap_ok "pbzip2" disk.pbzip2.bz2
     piped_ok "pbzip2, pipe" disk.pbzip2.bz2 --bmap disk.img.bmap
+    # Many streams are decoded on several CPUs; a damaged one must still fail, named.
+    psize=$(stat -c %s disk.pbzip2.bz2)
+    for cut in $((psize / 3)) $((psize - 3)); do
+        head -c "$cut" disk.pbzip2.bz2 >pcut.bz2
+        damaged "pbzip2, cut at byte $cut of $psize" pcut.bz2 "truncated.* at byte $cut$END"
+    done
+    cp disk.pbzip2.bz2 pflipped.bz2
+    old=$(od -An -tu1 -j $((psize / 2)) -N1 disk.pbzip2.bz2 | tr -d ' ')
+    put_byte pflipped.bz2 $((psize / 2)) "$(printf '%02x' $((old ^ 0xff)))"
+    damaged "pbzip2, one byte flipped at $((psize / 2))" pflipped.bz2 "corrupt|verify"
+    { cat disk.pbzip2.bz2 && printf 'garbage\n'; } >ptrailing.bz2
+    damaged "pbzip2, trailing garbage" ptrailing.bz2 "trailing data.* at byte $psize$END"
+    if command -v taskset >/dev/null 2>&1; then
+        rm -f out.img
+        run_ok taskset -c 0 "$BMAPKIT" copy -q --bmap disk.img.bmap disk.pbzip2.bz2 out.img
+        same_as_image disk.img disk.img.bmap out.img
+        pass "pbzip2 on one CPU (one stream after the other)"
+    fi
 else
     note_skip "pbzip2 is not installed"
 fi
+
+# --- a stream that decodes to more than a parallel job may hold (8 MiB), between
+# small ones: the copy goes on one stream after the other from there.
+head -c 100000 text | bzip2 -c >big.bz2
+head -c $((12 * MiB)) /dev/zero | bzip2 -c >>big.bz2
+tail -c 100000 text | bzip2 -c >>big.bz2
+{ head -c 100000 text && head -c $((12 * MiB)) /dev/zero && tail -c 100000 text; } >big.raw
+rm -f out.img
+run_ok "$BMAPKIT" copy -q --nobmap big.bz2 out.img
+cmp big.raw out.img || fail "a 12 MiB stream between small ones: the copy differs"
+pass "a 12 MiB stream between small ones"
 
 # --- damaged files
 size=$(stat -c %s disk.img.bz2)
