@@ -57,12 +57,7 @@ if command -v pbzip2 >/dev/null 2>&1; then
         head -c "$cut" disk.pbzip2.bz2 >pcut.bz2
         damaged "pbzip2, cut at byte $cut of $psize" pcut.bz2 "truncated.* at byte $cut$END"
     done
-    cp disk.pbzip2.bz2 pflipped.bz2
-    old=$(od -An -tu1 -j $((psize / 2)) -N1 disk.pbzip2.bz2 | tr -d ' ')
-    put_byte pflipped.bz2 $((psize / 2)) "$(printf '%02x' $((old ^ 0xff)))"
-    damaged "pbzip2, one byte flipped at $((psize / 2))" pflipped.bz2 "corrupt|verify"
-    { cat disk.pbzip2.bz2 && printf 'garbage\n'; } >ptrailing.bz2
-    damaged "pbzip2, trailing garbage" ptrailing.bz2 "trailing data.* at byte $psize$END"
+    damaged_middle_and_end disk.pbzip2.bz2 pbzip2
     if command -v taskset >/dev/null 2>&1; then
         rm -f out.img
         run_ok taskset -c 0 "$BMAPKIT" copy -q --bmap disk.img.bmap disk.pbzip2.bz2 out.img
@@ -100,13 +95,7 @@ for cut in $((first + 2)) $((first + 1000)); do
     damaged "three streams, cut at byte $cut" cut.bz2 "truncated.* at byte $cut$END"
 done
 
-cp disk.img.bz2 flipped.bz2
-old=$(od -An -tu1 -j $((size / 2)) -N1 disk.img.bz2 | tr -d ' ')
-put_byte flipped.bz2 $((size / 2)) "$(printf '%02x' $((old ^ 0xff)))"
-damaged "one byte flipped at $((size / 2))" flipped.bz2 "corrupt|verify"
-
-{ cat disk.img.bz2 && printf 'garbage\n'; } >trailing.bz2
-damaged "trailing garbage" trailing.bz2 "trailing data.* at byte $size$END"
+damaged_middle_and_end disk.img.bz2
 { cat disk.img.bz2 && head -c 512 /dev/zero; } >padded.bz2
 damaged "zero padding after the last stream" padded.bz2 "trailing data.* at byte $size$END"
 { cat disk.img.bz2 && printf 'BZh9xyz'; } >bad-magic.bz2

@@ -74,13 +74,7 @@ for cut in $((first + 1)) $((first + 1000)); do
     damaged "two members, cut at byte $cut" cut.gz "truncated.* at byte $cut$END"
 done
 
-cp disk.img.gz flipped.gz
-old=$(od -An -tu1 -j $((size / 2)) -N1 disk.img.gz | tr -d ' ')
-put_byte flipped.gz $((size / 2)) "$(printf '%02x' $((old ^ 0xff)))"
-damaged "one byte flipped at $((size / 2))" flipped.gz "corrupt|verify"
-
-{ cat disk.img.gz && printf 'garbage\n'; } >trailing.gz
-damaged "trailing garbage" trailing.gz "trailing data.* at byte $size$END"
+damaged_middle_and_end disk.img.gz
 # Zero padding after the last member is refused too (gzip(1) only warns about it):
 # a flasher cannot tell it from damage.
 { cat disk.img.gz && head -c 512 /dev/zero; } >padded.gz

@@ -69,13 +69,7 @@ for cut in $((first + 2)) $((first + 1000)) $((second + 2)) $((second + 6)); do
     damaged "frames, cut at byte $cut" cut.lz4 "truncated.* at byte $cut$END"
 done
 
-cp disk.img.lz4 flipped.lz4
-old=$(od -An -tu1 -j $((size / 2)) -N1 disk.img.lz4 | tr -d ' ')
-put_byte flipped.lz4 $((size / 2)) "$(printf '%02x' $((old ^ 0xff)))"
-damaged "one byte flipped at $((size / 2))" flipped.lz4 "corrupt|verify"
-
-{ cat disk.img.lz4 && printf 'garbage\n'; } >trailing.lz4
-damaged "trailing garbage" trailing.lz4 "trailing data.* at byte $size$END"
+damaged_middle_and_end disk.img.lz4
 { cat disk.img.lz4 && printf 'ga'; } >trailing.lz4
 damaged "two bytes of trailing garbage" trailing.lz4 "trailing data.* at byte $size$END"
 { cat disk.img.lz4 && head -c 512 /dev/zero; } >padded.lz4

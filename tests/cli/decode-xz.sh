@@ -52,13 +52,6 @@ all_ways() {
     rm -f "$name.img.xz" "$name.img.bmap" "$name-packed"
 }
 
-# flip FILE OFFSET OUT: OUT is FILE with the byte at OFFSET inverted.
-flip() {
-    local old
-    cp "$1" "$3"
-    old=$(od -An -tu1 -j "$2" -N1 "$1" | tr -d ' ')
-    put_byte "$3" "$2" "$(printf '%02x' $((old ^ 0xff)))"
-}
 
 # --- single-block xz (xz -k), multi-block xz -T2, two streams with padding
 cp disk.img single.img

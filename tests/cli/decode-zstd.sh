@@ -74,13 +74,7 @@ for cut in $((first + 2)) $((first + 1000)) $((second + 2)) $((second + 6)); do
     damaged "frames, cut at byte $cut" cut.zst "truncated.* at byte $cut$END"
 done
 
-cp disk.img.zst flipped.zst
-old=$(od -An -tu1 -j $((size / 2)) -N1 disk.img.zst | tr -d ' ')
-put_byte flipped.zst $((size / 2)) "$(printf '%02x' $((old ^ 0xff)))"
-damaged "one byte flipped at $((size / 2))" flipped.zst "corrupt|verify"
-
-{ cat disk.img.zst && printf 'garbage\n'; } >trailing.zst
-damaged "trailing garbage" trailing.zst "trailing data.* at byte $size$END"
+damaged_middle_and_end disk.img.zst
 { cat disk.img.zst && printf 'ga'; } >trailing.zst
 damaged "two bytes of trailing garbage" trailing.zst "trailing data.* at byte $size$END"
 { cat disk.img.zst && head -c 512 /dev/zero; } >padded.zst

@@ -90,3 +90,22 @@ damaged() {
     fi
     pass "$name: fails naming $FORMAT ($ways)"
 }
+
+# flip FILE OFFSET OUT: OUT is FILE with the byte at OFFSET inverted.
+flip() {
+    local old
+    cp "$1" "$3"
+    old=$(od -An -tu1 -j "$2" -N1 "$1" | tr -d ' ')
+    put_byte "$3" "$2" "$(printf '%02x' $((old ^ 0xff)))"
+}
+
+# damaged_middle_and_end FILE [WHAT]: FILE with its middle byte inverted, and FILE with
+# a line of garbage after it, both fail (WHAT starts the checks' names).
+damaged_middle_and_end() {
+    local file=$1 what=${2:+$2, } size ext=${1##*.}
+    size=$(stat -c %s "$file")
+    flip "$file" $((size / 2)) "flipped.$ext"
+    damaged "${what}one byte flipped at $((size / 2))" "flipped.$ext" "corrupt|verify"
+    { cat "$file" && printf 'garbage\n'; } >"trailing.$ext"
+    damaged "${what}trailing garbage" "trailing.$ext" "trailing data.* at byte $size$END"
+}
