@@ -231,6 +231,9 @@ int bk_copy(const struct bk_bmap *bmap, struct bk_source *src, struct bk_dest *d
     p->stats = stats;
     p->head_bytes = opts->head_bytes ? opts->head_bytes : BK_COPY_HEAD_BYTES;
     unsigned cpus = bk_cpu_count();
+    /* A decoding reader is the critical path: keep a CPU for it. */
+    if (src->decodes && cpus > 1)
+        cpus--;
     p->hashers = cpus > MAX_HASHERS ? MAX_HASHERS : cpus;
     if (!bmap || bmap->range_count < 2 || opts->no_verify)
         p->hashers = 1;

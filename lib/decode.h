@@ -23,6 +23,15 @@
 #include "bmapkit/format.h"
 #include "bmapkit/source.h"
 
+/*
+ * Fill PUB, a decoder's public half, for reading the image decoded from IN: named
+ * after IN, of unknown size, sequential, decoding on the thread that reads it.
+ */
+void bk_source_init_decoder(struct bk_source *pub, const struct bk_source *in,
+                            int (*read)(struct bk_source *src, void *buf, size_t len, size_t *got,
+                                        struct bk_error *err),
+                            void (*close)(struct bk_source *src), void *priv);
+
 struct bk_source *bk_decode_gzip(struct bk_source *in, struct bk_error *err);
 struct bk_source *bk_decode_bzip2(struct bk_source *in, struct bk_error *err);
 struct bk_source *bk_decode_xz(struct bk_source *in, struct bk_error *err);

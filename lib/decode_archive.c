@@ -299,12 +299,7 @@ struct bk_source *bk_decode_archive(struct bk_source *in, struct bk_error *err)
     }
     s->in = in;
     s->kind = "archive";
-    s->pub.name = in->name;
-    s->pub.size = -1;
-    s->pub.seekable = false;
-    s->pub.read = archive_source_read;
-    s->pub.close = archive_source_close;
-    s->pub.priv = s;
+    bk_source_init_decoder(&s->pub, in, archive_source_read, archive_source_close, s);
     s->buf = malloc(BUF_BYTES);
     if (!s->buf) {
         bk_error_set(err, BK_E_NOMEM, 0, "out of memory");

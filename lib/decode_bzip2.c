@@ -227,11 +227,6 @@ struct bk_source *bk_decode_bzip2_at(struct bk_source *in, uint64_t first, struc
         free(b);
         return NULL;
     }
-    b->pub.name = in->name;
-    b->pub.size = -1;
-    b->pub.seekable = false;
-    b->pub.read = bzip2_read;
-    b->pub.close = bzip2_close;
-    b->pub.priv = b;
+    bk_source_init_decoder(&b->pub, in, bzip2_read, bzip2_close, b);
     return &b->pub;
 }

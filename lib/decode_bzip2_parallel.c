@@ -383,12 +383,7 @@ struct bk_source *bk_decode_bzip2_parallel(struct bk_source *in, struct bk_error
             if (pthread_create(&b->threads[b->workers], NULL, worker_main, b) != 0)
                 break;
         if (b->workers > 0) {
-            b->pub.name = in->name;
-            b->pub.size = -1;
-            b->pub.seekable = false;
-            b->pub.read = parallel_read;
-            b->pub.close = parallel_close;
-            b->pub.priv = b;
+            bk_source_init_decoder(&b->pub, in, parallel_read, parallel_close, b);
             return &b->pub;
         }
         bk_error_set(err, BK_E_UNSUPPORTED, 0, "%s: bzip2: no decoding threads", in->name);

@@ -229,11 +229,6 @@ struct bk_source *bk_decode_gzip(struct bk_source *in, struct bk_error *err)
     /* Parse each member's header and check its CRC32 and ISIZE trailer. */
     g->state.crc_flag = ISAL_GZIP;
     g->member_start = true;
-    g->pub.name = in->name;
-    g->pub.size = -1;
-    g->pub.seekable = false;
-    g->pub.read = gzip_read;
-    g->pub.close = gzip_close;
-    g->pub.priv = g;
+    bk_source_init_decoder(&g->pub, in, gzip_read, gzip_close, g);
     return &g->pub;
 }

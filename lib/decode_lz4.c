@@ -215,11 +215,6 @@ struct bk_source *bk_decode_lz4(struct bk_source *in, struct bk_error *err)
     l->buf = buf;
     l->dctx = dctx;
     l->between_frames = true;
-    l->pub.name = in->name;
-    l->pub.size = -1;
-    l->pub.seekable = false;
-    l->pub.read = lz4_read;
-    l->pub.close = lz4_close;
-    l->pub.priv = l;
+    bk_source_init_decoder(&l->pub, in, lz4_read, lz4_close, l);
     return &l->pub;
 }

@@ -448,11 +448,6 @@ struct bk_source *bk_decode_lzop(struct bk_source *in, struct bk_error *err)
     z->ibuf = ibuf;
     z->icap = INPUT_START;
     z->state = IN_HEADER;
-    z->pub.name = in->name;
-    z->pub.size = -1;
-    z->pub.seekable = false;
-    z->pub.read = lzop_read;
-    z->pub.close = lzop_close;
-    z->pub.priv = z;
+    bk_source_init_decoder(&z->pub, in, lzop_read, lzop_close, z);
     return &z->pub;
 }

@@ -239,11 +239,6 @@ struct bk_source *bk_decode_xz(struct bk_source *in, struct bk_error *err)
         free(x);
         return NULL;
     }
-    x->pub.name = in->name;
-    x->pub.size = -1;
-    x->pub.seekable = false;
-    x->pub.read = xz_read;
-    x->pub.close = xz_close;
-    x->pub.priv = x;
+    bk_source_init_decoder(&x->pub, in, xz_read, xz_close, x);
     return &x->pub;
 }

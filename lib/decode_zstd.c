@@ -219,11 +219,6 @@ struct bk_source *bk_decode_zstd(struct bk_source *in, struct bk_error *err)
     z->buf = buf;
     z->dctx = dctx;
     z->between_frames = true;
-    z->pub.name = in->name;
-    z->pub.size = -1;
-    z->pub.seekable = false;
-    z->pub.read = zstd_read;
-    z->pub.close = zstd_close;
-    z->pub.priv = z;
+    bk_source_init_decoder(&z->pub, in, zstd_read, zstd_close, z);
     return &z->pub;
 }

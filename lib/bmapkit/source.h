@@ -28,6 +28,8 @@ struct bk_source {
     const char *name; /* for messages */
     int64_t size;     /* image bytes, or -1 when unknown (a pipe) */
     bool seekable;
+    /* Reading decodes: the reading thread is busy, and a copy leaves it a CPU. */
+    bool decodes;
 
     /* Read up to LEN bytes at the current position; *GOT = 0 only at the end. */
     int (*read)(struct bk_source *src, void *buf, size_t len, size_t *got, struct bk_error *err);
