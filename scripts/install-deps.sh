@@ -4,7 +4,7 @@
 set -eu
 
 build_pkgs="gcc meson ninja-build pkg-config libexpat1-dev libssl-dev libisal-dev zlib1g-dev
-libbz2-dev liblzma-dev libzstd-dev liblz4-dev liblzo2-dev libarchive-dev"
+libbz2-dev liblzma-dev libzstd-dev liblz4-dev libxxhash-dev liblzo2-dev libarchive-dev"
 test_pkgs="libcmocka-dev clang libclang-rt-14-dev bmap-tools e2fsprogs dosfstools mtools
 fdisk util-linux xz-utils zstd lz4 bzip2 gzip pigz pbzip2 lzop python3 diffutils time"
 

@@ -70,6 +70,37 @@ for cut in $((first + 2)) $((first + 1000)) $((second + 2)) $((second + 6)); do
 done
 
 damaged_middle_and_end disk.img.lz4
+
+# A byte flipped inside a block that lz4 stored uncompressed (random data) decodes
+# without complaint: only the frame's content checksum catches it, which bmapkit checks
+# itself. 64 KiB blocks, so that some lie wholly inside the random range.
+lz4 -q -B4 -c disk.img >small-blocks.lz4
+# first_stored_block FILE: offset of the data of FILE's first uncompressed block.
+first_stored_block() {
+    python3 - "$1" <<'PY'
+import struct, sys
+d = open(sys.argv[1], "rb").read()
+flg = d[4]
+pos = 4 + 2 + (8 if flg & 0x08 else 0) + (4 if flg & 0x01 else 0) + 1
+while True:
+    (size,) = struct.unpack_from("<I", d, pos)
+    if size == 0:
+        sys.exit("no uncompressed block")
+    if size & 0x80000000:
+        print(pos + 4)
+        break
+    pos += 4 + size + (4 if flg & 0x10 else 0)
+PY
+}
+stored=$(first_stored_block small-blocks.lz4)
+ssize=$(stat -c %s small-blocks.lz4)
+flip small-blocks.lz4 $((stored + 1000)) stored-flip.lz4
+damaged "byte flipped in an uncompressed block" stored-flip.lz4 \
+    "content checksum mismatch.* at byte $((ssize - 4))$END"
+lz4 -q -B4 -BX -c disk.img >block-sums.lz4
+flip block-sums.lz4 $(($(first_stored_block block-sums.lz4) + 1000)) block-sum-flip.lz4
+damaged "byte flipped in an uncompressed block with block checksums" block-sum-flip.lz4 \
+    "corrupt.*checksum"
 { cat disk.img.lz4 && printf 'ga'; } >trailing.lz4
 damaged "two bytes of trailing garbage" trailing.lz4 "trailing data.* at byte $size$END"
 { cat disk.img.lz4 && head -c 512 /dev/zero; } >padded.lz4
