@@ -1427,8 +1427,11 @@ def bmapkit_revision():
 
 
 def stale_binary(binary):
-    """True when a source file of the checkout is newer than BINARY."""
-    built = os.stat(binary).st_mtime
+    """True when a source file of the checkout is newer than BINARY and its library."""
+    # The command links the shared library of its build: a change in lib/ relinks
+    # only the library.
+    built_files = [Path(binary)] + list((Path(binary).parent.parent / "lib").glob("libbmapkit.so*"))
+    built = max(p.stat().st_mtime for p in built_files if p.exists())
     sources = [p for d in ("lib", "programs") for p in (REPO_DIR / d).rglob("*.[ch]")]
     return any(p.stat().st_mtime > built for p in sources)
 
