@@ -55,7 +55,9 @@ for compressed inputs, what has to be decoded, with the fastest decoder at
 hand: the whole stream (igzip or pigz, zstd, pbzip2, lz4), or for multi-block
 xz only the blocks that hold mapped data, decoded by this script with Python's
 lzma module on every core.  The slowest of them is the row's limit; "/limit"
-is the row's wall time divided by it.  A tool that hashes on several cores can
+is the row's wall time divided by it.  The stages are run in the row's own
+rounds, each alone, right after the tools, so that a row and its limit see
+the machine in the same state; the table of stages pools every row's samples.  A tool that hashes on several cores can
 go below 1.0 on a SHA-bound row.  Stages measured for information only (SHA-256
 on all cores, a full `xz -dc -T2`) are shown but do not make the limit.
 
@@ -1122,6 +1124,9 @@ class Case:
     failures: dict = field(default_factory=dict)  # tool -> [messages]
     attempts: dict = field(default_factory=dict)  # tool -> runs tried
     check: str = ""
+    # The limit's stages, measured in the row's own rounds: key -> samples, label.
+    stage_samples: dict = field(default_factory=dict)
+    stage_labels: dict = field(default_factory=dict)
 
 
 class Context:
@@ -1137,7 +1142,8 @@ class Context:
         self.loop_backing = None
         self.nbdfuse = None  # (process, mount point, its log)
         self.slow_rate = None
-        self.stage_results = {}
+        self.stage_results = {}  # key -> (label, summary of stage_pool[key], bytes)
+        self.stage_pool = {}  # key -> samples of the stage from every row
 
     def dest_path(self, kind, name):
         if kind in self.devices:
@@ -1259,17 +1265,33 @@ def self_timed(sample, out):
         sample.rc, sample.err = 1, sample.err + "\nno time reported"
 
 
+def run_stage_once(ctx, command):
+    """One measurement of a stage (as stage_command describes it)."""
+    _, argv, cleanup, _, timed = command
+    with tempfile.TemporaryFile() as out:
+        s = run_once(ctx, argv, cleanup, out if timed else subprocess.DEVNULL)
+        if timed:
+            self_timed(s, out)
+    return s
+
+
+def pool_stage(ctx, key, command, samples):
+    """Add SAMPLES of a stage to the table of stages (all rows' samples together)."""
+    label, _, _, nbytes, _ = command
+    pooled = ctx.stage_pool.setdefault(key, [])
+    pooled += samples
+    ctx.stage_results[key] = (label, summarize(pooled), nbytes)
+
+
 def run_stage(ctx, key, workloads):
+    """A stage shown for information: measured once, in rounds of its own."""
     if key in ctx.stage_results:
         return ctx.stage_results[key]
-    label, argv, cleanup, nbytes, timed = stage_command(ctx, key, workloads)
-    runs = ctx.runs(key[2]) if key[0] == "write" else ctx.args.runs
+    command = stage_command(ctx, key, workloads)
+    label, cleanup = command[0], command[2]
     samples = []
-    for i in range(runs + 1):
-        with tempfile.TemporaryFile() as out:
-            s = run_once(ctx, argv, cleanup, out if timed else subprocess.DEVNULL)
-            if timed:
-                self_timed(s, out)
+    for i in range(ctx.args.runs + 1):
+        s = run_stage_once(ctx, command)
         if s.rc != 0:
             log(f"  stage failed: {label}: {s.err.strip()[-300:]}")
             samples = []
@@ -1278,9 +1300,9 @@ def run_stage(ctx, key, workloads):
             samples.append(s)
     for path in cleanup:
         clear(path)
-    st = summarize(samples)
+    pool_stage(ctx, key, command, samples)
+    st = ctx.stage_results[key][1]
     log(f"  stage {label} [{key[1]}]: {fmt_s(st.wall if st else None)} s")
-    ctx.stage_results[key] = (label, st, nbytes)
     return ctx.stage_results[key]
 
 
@@ -1305,16 +1327,40 @@ def run_tool(ctx, case, t, counted):
     return f"{t.name} {s.wall:.3f}s"
 
 
-def run_case(ctx, case):
-    """Interleaved rounds: warm-up, then --runs counted rounds."""
+def run_case(ctx, case, workloads):
+    """Interleaved rounds: warm-up, then --runs counted rounds. Each round also runs
+    the stages of the row's limit, one after the other, so that the row and its limit
+    are measured under the same conditions of the machine."""
     log(f"== {case.label}")
     active = [t for t in case.tools if not t.skip]
     for t in active:
         case.samples[t.name] = []
+    stages = [] if ctx.args.no_limits else case.stages
+    commands = {key: stage_command(ctx, key, workloads) for key in stages}
+    for key in stages:
+        case.stage_samples[key] = []
+        case.stage_labels[key] = commands[key][0]
+    failed = set()
     for rnd in range(case.runs + 1):
         line = [run_tool(ctx, case, t, rnd > 0) for t in active
                 if len(case.failures.get(t.name, [])) < MAX_FAILURES]
+        for key in stages:
+            if key in failed:
+                continue
+            s = run_stage_once(ctx, commands[key])
+            if s.rc != 0:
+                log(f"  stage failed: {commands[key][0]}: {s.err.strip()[-300:]}")
+                failed.add(key)
+                case.stage_samples[key] = []
+                continue
+            if rnd > 0:
+                case.stage_samples[key].append(s)
+            line.append(f"{key[0]} {s.wall:.3f}s")
         log(f"  {'warm-up' if rnd == 0 else f'run {rnd}'}: " + ", ".join(line))
+    for key in stages:
+        for path in commands[key][2]:
+            clear(path)
+        pool_stage(ctx, key, commands[key], case.stage_samples[key])
     finish_case(case)
 
 
@@ -1477,9 +1523,9 @@ def case_limit(ctx, case):
     """(seconds, label) of the slowest stage of CASE."""
     best = None
     for key in case.stages:
-        label, st, _ = ctx.stage_results.get(key, (None, None, 0))
+        st = summarize(case.stage_samples.get(key, []))
         if st and (best is None or st.wall > best[0]):
-            best = (st.wall, label.split(" (")[0])
+            best = (st.wall, case.stage_labels[key].split(" (")[0])
     return best or (None, "—")
 
 
@@ -1743,9 +1789,9 @@ def setup_notes(ctx):
 def run_all(ctx, workloads, cases):
     by_id = {wl.id: wl for wl in workloads}
     for case in cases:
-        run_case(ctx, case)
+        run_case(ctx, case, by_id)
         if not ctx.args.no_limits:
-            for key in case.stages + case.info:
+            for key in case.info:
                 run_stage(ctx, key, by_id)
 
 
