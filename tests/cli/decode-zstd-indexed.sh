@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# bmapkit copy of zstd files of several frames that record their sizes, by random access: ranges starting and ending inside frames, a partial last block, skippable and empty frames, the same bytes as streaming, corrupt mapped frames fail, damage in unmapped frames is skipped, the structure is checked up front, --nobmap and --readback; files without random access (one frame, frames without sizes, pzstd) are streamed.
+# bmapkit copy of zstd files of several frames that record their sizes, by random access: ranges starting and ending inside frames, a partial last block, skippable and empty frames, the same bytes as streaming, corrupt mapped frames fail, damage in unmapped frames is skipped, the structure is checked up front, --nobmap and --readback; files without random access (one frame, frames without sizes, pzstd) are streamed, a single frame after its structure was checked.
 source "$TESTS_DIR/lib.sh"
 
 command -v zstd >/dev/null 2>&1 || skip "zstd is not installed"
@@ -223,3 +223,20 @@ else
     note_skip "pzstd is not installed"
 fi
 pass "one frame, a frame without its size, pzstd: streamed, same as the image"
+
+# --- a single frame is streamed, but its structure is walked first all the same: a
+# file cut short or followed by garbage is refused before anything is written.
+size=$(stat -c %s single.zst)
+for cut in $((size / 3)) $((size - 2)); do
+    head -c "$cut" single.zst >cut.zst
+    rm -f out.img
+    expect_fail 1 "cut.zst: zstd: the stream ends early \(truncated\) at byte $cut\$" \
+        "$BMAPKIT" copy -q --bmap disk.bmap cut.zst out.img
+    [ ! -e out.img ] || fail "single frame cut at $cut: out.img was created"
+done
+{ cat single.zst && printf 'garbage\n'; } >trailing.zst
+rm -f out.img
+expect_fail 1 "trailing.zst: zstd: trailing data after the zstd stream at byte $size\$" \
+    "$BMAPKIT" copy -q --bmap disk.bmap trailing.zst out.img
+[ ! -e out.img ] || fail "single frame with trailing garbage: out.img was created"
+pass "one frame, cut short or with trailing garbage: refused before writing"
