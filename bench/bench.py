@@ -57,9 +57,10 @@ xz only the blocks that hold mapped data, decoded by this script with Python's
 lzma module on every core.  The slowest of them is the row's limit; "/limit"
 is the row's wall time divided by it.  The stages are run in the row's own
 rounds, each alone, right after the tools, so that a row and its limit see
-the machine in the same state; the table of stages pools every row's samples.  A tool that hashes on several cores can
-go below 1.0 on a SHA-bound row.  Stages measured for information only (SHA-256
-on all cores, a full `xz -dc -T2`) are shown but do not make the limit.
+the machine in the same state; the table of stages pools every row's samples.
+A tool that hashes on several cores can go below 1.0 on a SHA-bound row.
+Stages measured for information only (SHA-256 on all cores, a full
+`xz -dc -T2`) are shown but do not make the limit.
 
 A run that fails or passes --timeout (its process group is then killed) is
 reported in the notes; medians cover the successful runs.
