@@ -32,6 +32,12 @@ void bk_source_init_decoder(struct bk_source *pub, const struct bk_source *in,
                                         struct bk_error *err),
                             void (*close)(struct bk_source *src), void *priv);
 
+/* The little-endian 32-bit number at P (zstd and lz4 store theirs so). */
+static inline uint32_t bk_load_le32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
 struct bk_source *bk_decode_gzip(struct bk_source *in, struct bk_error *err);
 struct bk_source *bk_decode_bzip2(struct bk_source *in, struct bk_error *err);
 struct bk_source *bk_decode_xz(struct bk_source *in, struct bk_error *err);

@@ -166,9 +166,7 @@ static void choose_checksum(struct lz4_source *l, const uint8_t *out, size_t len
 static int check_content(struct lz4_source *l, struct bk_error *err)
 {
     l->own_checksum = false;
-    uint32_t want = (uint32_t)l->last_in[0] | (uint32_t)l->last_in[1] << 8 |
-                    (uint32_t)l->last_in[2] << 16 | (uint32_t)l->last_in[3] << 24;
-    if (XXH32_digest(l->xxh) != want)
+    if (XXH32_digest(l->xxh) != bk_load_le32(l->last_in))
         return lz_fail(l, "compressed data is corrupt", "content checksum mismatch",
                        offset_of_pos(l) - 4, err);
     return 0;

@@ -50,11 +50,6 @@
 
 enum block_type { BLOCK_RAW, BLOCK_RLE, BLOCK_COMPRESSED, BLOCK_RESERVED };
 
-static uint32_t get_le32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
 /* --- one frame's decoding -------------------------------------------------------- */
 
 struct zstd_piece_dec {
@@ -378,7 +373,7 @@ static int scan_file(struct zstd_scan *s, struct bk_error *err)
         }
         if (got < 8)
             return scan_truncated(s, err);
-        pos += 8 + (uint64_t)get_le32(p + 4);
+        pos += 8 + (uint64_t)bk_load_le32(p + 4);
         if (pos > s->size)
             return scan_truncated(s, err);
     }
