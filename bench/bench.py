@@ -1128,6 +1128,7 @@ class Case:
     # The limit's stages, measured in the row's own rounds: key -> samples, label.
     stage_samples: dict = field(default_factory=dict)
     stage_labels: dict = field(default_factory=dict)
+    failed_stages: set = field(default_factory=set)
 
 
 class Context:
@@ -1341,7 +1342,7 @@ def run_case(ctx, case, workloads):
     for key in stages:
         case.stage_samples[key] = []
         case.stage_labels[key] = commands[key][0]
-    failed = set()
+    failed = case.failed_stages
     for rnd in range(case.runs + 1):
         line = [run_tool(ctx, case, t, rnd > 0) for t in active
                 if len(case.failures.get(t.name, [])) < MAX_FAILURES]
@@ -1527,6 +1528,10 @@ def case_limit(ctx, case):
         st = summarize(case.stage_samples.get(key, []))
         if st and (best is None or st.wall > best[0]):
             best = (st.wall, case.stage_labels[key].split(" (")[0])
+    if best and case.failed_stages:
+        # The limit leaves out what could not be measured: say so next to it.
+        best = (best[0], best[1] + "; " + ", ".join(k[0] for k in case.failed_stages)
+                + " FAILED")
     return best or (None, "—")
 
 
@@ -1589,6 +1594,7 @@ def detail_table(ctx, cases):
 
 def stage_table(ctx, cases):
     limits = {key for c in cases for key in c.stages}
+    failed = {key for c in cases for key in c.failed_stages}
     rows = []
     for key, (label, st, nbytes) in sorted(ctx.stage_results.items(),
                                            key=lambda item: item[0][1]):
@@ -1596,7 +1602,8 @@ def stage_table(ctx, cases):
         if st is None:
             rows.append([key[1], label, role, fmt_bytes(nbytes), "FAILED", ""])
             continue
-        rows.append([key[1], label, role, fmt_bytes(nbytes), fmt_s(st.wall),
+        rows.append([key[1], label, role, fmt_bytes(nbytes),
+                     fmt_s(st.wall) + (" (FAILED in some rows)" if key in failed else ""),
                      f"{nbytes / st.wall / 1e6:.0f}"])
     return md_table(["Workload", "Stage", "Used for", "Bytes", "median s", "MB/s"], rows)
 
