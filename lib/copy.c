@@ -26,7 +26,10 @@ void pipeline_fail_locked(struct pipeline *p, const struct bk_error *e)
         p->error = *e;
     }
     p->stop = true;
-    pthread_cond_broadcast(&p->changed);
+    pthread_cond_broadcast(&p->to_reader);
+    pthread_cond_broadcast(&p->to_hashers);
+    pthread_cond_broadcast(&p->to_writer);
+    pthread_cond_broadcast(&p->to_caller);
 }
 
 void pipeline_fail(struct pipeline *p, const struct bk_error *e)
@@ -54,7 +57,10 @@ static int pipeline_init(struct pipeline *p, struct bk_error *err)
 {
     pthread_mutex_init(&p->lock, NULL);
     pthread_mutex_init(&p->cb_lock, NULL);
-    pthread_cond_init(&p->changed, NULL);
+    pthread_cond_init(&p->to_reader, NULL);
+    pthread_cond_init(&p->to_hashers, NULL);
+    pthread_cond_init(&p->to_writer, NULL);
+    pthread_cond_init(&p->to_caller, NULL);
     for (size_t i = 0; i < SLOT_COUNT; i++) {
         /* Page alignment keeps the door open for O_DIRECT writes. */
         if (posix_memalign((void **)&p->slots[i].data, 4096, SLOT_BYTES) != 0)
@@ -76,7 +82,10 @@ static void pipeline_destroy(struct pipeline *p)
     free(p->head_parts);
     pthread_mutex_destroy(&p->lock);
     pthread_mutex_destroy(&p->cb_lock);
-    pthread_cond_destroy(&p->changed);
+    pthread_cond_destroy(&p->to_reader);
+    pthread_cond_destroy(&p->to_hashers);
+    pthread_cond_destroy(&p->to_writer);
+    pthread_cond_destroy(&p->to_caller);
 }
 
 /* Run the three stages; the calling thread reports progress until the writer is done. */
@@ -112,7 +121,7 @@ static int pipeline_run(struct pipeline *p, struct bk_error *err)
             until.tv_sec++;
             until.tv_nsec -= 1000000000L;
         }
-        pthread_cond_timedwait(&p->changed, &p->lock, &until);
+        pthread_cond_timedwait(&p->to_caller, &p->lock, &until);
         if (pipeline_cancelled(p) && !p->stop) {
             struct bk_error ce;
             bk_error_set(&ce, BK_E_CANCELLED, 0, "interrupted");

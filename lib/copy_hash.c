@@ -63,7 +63,7 @@ static int hash_segment(struct pipeline *p, struct bk_digest *d, const struct se
     else
         p->stats->ranges_unchecked++;
     p->concluded[g->range % p->hashers] = g->range + 1;
-    pthread_cond_broadcast(&p->changed);
+    pthread_cond_signal(&p->to_writer);
     pthread_mutex_unlock(&p->lock);
     return 0;
 }
@@ -85,7 +85,7 @@ void *pipeline_hasher_main(void *arg)
     for (;;) {
         pthread_mutex_lock(&p->lock);
         while (!p->stop && p->hashed[me] == p->filled)
-            pthread_cond_wait(&p->changed, &p->lock);
+            pthread_cond_wait(&p->to_hashers, &p->lock);
         bool stop = p->stop;
         pthread_mutex_unlock(&p->lock);
         if (stop)
@@ -103,7 +103,7 @@ void *pipeline_hasher_main(void *arg)
         bool eof = s->eof;
         pthread_mutex_lock(&p->lock);
         p->hashed[me]++;
-        pthread_cond_broadcast(&p->changed);
+        pthread_cond_signal(&p->to_writer);
         pthread_mutex_unlock(&p->lock);
         if (eof)
             break;

@@ -125,7 +125,7 @@ void *pipeline_reader_main(void *arg)
     for (int done = 0; !done;) {
         pthread_mutex_lock(&p->lock);
         while (!p->stop && p->filled - p->written >= SLOT_COUNT)
-            pthread_cond_wait(&p->changed, &p->lock);
+            pthread_cond_wait(&p->to_reader, &p->lock);
         bool stop = p->stop;
         pthread_mutex_unlock(&p->lock);
         if (stop)
@@ -143,7 +143,7 @@ void *pipeline_reader_main(void *arg)
         }
         pthread_mutex_lock(&p->lock);
         p->filled++;
-        pthread_cond_broadcast(&p->changed);
+        pthread_cond_broadcast(&p->to_hashers);
         pthread_mutex_unlock(&p->lock);
     }
     return NULL;

@@ -79,7 +79,7 @@ void *pipeline_writer_main(void *arg)
         pthread_mutex_lock(&p->lock);
         struct slot *s = &p->slots[p->written % SLOT_COUNT];
         while (!p->stop && !slot_writable(p, s))
-            pthread_cond_wait(&p->changed, &p->lock);
+            pthread_cond_wait(&p->to_writer, &p->lock);
         bool stop = p->stop;
         pthread_mutex_unlock(&p->lock);
         if (stop)
@@ -99,7 +99,9 @@ void *pipeline_writer_main(void *arg)
         p->written++;
         p->done_bytes += bytes;
         p->finished = eof;
-        pthread_cond_broadcast(&p->changed);
+        pthread_cond_signal(&p->to_reader);
+        if (eof)
+            pthread_cond_signal(&p->to_caller);
         pthread_mutex_unlock(&p->lock);
         if (eof)
             break;
