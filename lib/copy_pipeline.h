@@ -25,6 +25,8 @@
 #define MAX_HASHERS 8u
 /* The reader's own buffer, for stream bytes it skips or checks for at the end. */
 #define SCRATCH_BYTES (1u << 20)
+/* Alignment of the ring, so that it can sit on x86-64's 2 MiB pages. */
+#define HUGE_PAGE_BYTES (2u << 20)
 
 struct segment {
     uint64_t offset; /* in the image */
@@ -48,6 +50,7 @@ struct pipeline {
     const struct bk_copy_options *opts;
     struct bk_copy_stats *stats;
 
+    uint8_t *ring; /* the slots' data, then the scratch buffer */
     struct slot slots[SLOT_COUNT];
     uint8_t *scratch; /* SCRATCH_BYTES, the reader's */
     pthread_mutex_t lock;
