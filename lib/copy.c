@@ -33,6 +33,21 @@ void pipeline_fail_locked(struct pipeline *p, const struct bk_error *e)
     pthread_cond_broadcast(&p->to_caller);
 }
 
+void pipeline_wake_locked(struct pipeline *p, bool any)
+{
+    uint64_t need = any ? 1 : WAKE_BATCH;
+    if (SLOT_COUNT - (p->filled - p->written) >= need)
+        pthread_cond_signal(&p->to_reader);
+    for (unsigned h = 0; h < p->hashers; h++) {
+        if (p->filled - p->hashed[h] >= need) {
+            pthread_cond_broadcast(&p->to_hashers);
+            break;
+        }
+    }
+    if (pipeline_hashed_all(p) - p->written >= need && pipeline_writer_ready(p))
+        pthread_cond_signal(&p->to_writer);
+}
+
 void pipeline_fail(struct pipeline *p, const struct bk_error *e)
 {
     pthread_mutex_lock(&p->lock);

@@ -63,7 +63,6 @@ static int hash_segment(struct pipeline *p, struct bk_digest *d, const struct se
     else
         p->stats->ranges_unchecked++;
     p->concluded[g->range % p->hashers] = g->range + 1;
-    pthread_cond_signal(&p->to_writer);
     pthread_mutex_unlock(&p->lock);
     return 0;
 }
@@ -84,8 +83,10 @@ void *pipeline_hasher_main(void *arg)
     }
     for (;;) {
         pthread_mutex_lock(&p->lock);
-        while (!p->stop && p->hashed[me] == p->filled)
+        while (!p->stop && p->hashed[me] == p->filled) {
+            pipeline_wake_locked(p, true);
             pthread_cond_wait(&p->to_hashers, &p->lock);
+        }
         bool stop = p->stop;
         pthread_mutex_unlock(&p->lock);
         if (stop)
@@ -103,7 +104,7 @@ void *pipeline_hasher_main(void *arg)
         bool eof = s->eof;
         pthread_mutex_lock(&p->lock);
         p->hashed[me]++;
-        pthread_cond_signal(&p->to_writer);
+        pipeline_wake_locked(p, eof);
         pthread_mutex_unlock(&p->lock);
         if (eof)
             break;

@@ -21,6 +21,7 @@
 #define SLOT_COUNT 8u
 #define SLOT_SEGMENTS 256u
 #define WRITE_LAG (SLOT_COUNT / 2)
+#define WAKE_BATCH 2u
 #define WRITEBACK_WINDOW (32u << 20)
 #define MAX_HASHERS 8u
 /* The reader's own buffer, for stream bytes it skips or checks for at the end. */
@@ -84,6 +85,18 @@ struct hasher_arg {
     struct pipeline *p;
     unsigned index;
 };
+
+/*
+ * Wake the stages that have work waiting, with the lock held. After a step a stage
+ * wakes another only for WAKE_BATCH slots or more (ANY false): every wake-up costs a
+ * context switch, dear on virtual machines, and one for a single slot is soon followed
+ * by another. Before it waits or ends, a stage wakes every other that has work at all
+ * (ANY true), so that no work is left behind while all wait.
+ */
+void pipeline_wake_locked(struct pipeline *p, bool any);
+
+/* The writer's next slot may be written. Call with the lock held. */
+bool pipeline_writer_ready(const struct pipeline *p);
 
 /* True when the caller asked to stop. */
 bool pipeline_cancelled(const struct pipeline *p);

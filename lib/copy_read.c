@@ -124,8 +124,10 @@ void *pipeline_reader_main(void *arg)
 
     for (int done = 0; !done;) {
         pthread_mutex_lock(&p->lock);
-        while (!p->stop && p->filled - p->written >= SLOT_COUNT)
+        while (!p->stop && p->filled - p->written >= SLOT_COUNT) {
+            pipeline_wake_locked(p, true);
             pthread_cond_wait(&p->to_reader, &p->lock);
+        }
         bool stop = p->stop;
         pthread_mutex_unlock(&p->lock);
         if (stop)
@@ -143,7 +145,7 @@ void *pipeline_reader_main(void *arg)
         }
         pthread_mutex_lock(&p->lock);
         p->filled++;
-        pthread_cond_broadcast(&p->to_hashers);
+        pipeline_wake_locked(p, done != 0);
         pthread_mutex_unlock(&p->lock);
     }
     return NULL;

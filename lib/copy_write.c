@@ -70,6 +70,11 @@ static bool slot_writable(const struct pipeline *p, const struct slot *s)
     return true;
 }
 
+bool pipeline_writer_ready(const struct pipeline *p)
+{
+    return slot_writable(p, &p->slots[p->written % SLOT_COUNT]);
+}
+
 void *pipeline_writer_main(void *arg)
 {
     struct pipeline *p = arg;
@@ -78,8 +83,10 @@ void *pipeline_writer_main(void *arg)
     for (;;) {
         pthread_mutex_lock(&p->lock);
         struct slot *s = &p->slots[p->written % SLOT_COUNT];
-        while (!p->stop && !slot_writable(p, s))
+        while (!p->stop && !slot_writable(p, s)) {
+            pipeline_wake_locked(p, true);
             pthread_cond_wait(&p->to_writer, &p->lock);
+        }
         bool stop = p->stop;
         pthread_mutex_unlock(&p->lock);
         if (stop)
@@ -99,7 +106,7 @@ void *pipeline_writer_main(void *arg)
         p->written++;
         p->done_bytes += bytes;
         p->finished = eof;
-        pthread_cond_signal(&p->to_reader);
+        pipeline_wake_locked(p, eof);
         if (eof)
             pthread_cond_signal(&p->to_caller);
         pthread_mutex_unlock(&p->lock);
