@@ -1,7 +1,8 @@
 #!/bin/sh
 # Install what is missing, build, and run the whole test suite: a normal build, an
-# AddressSanitizer + UndefinedBehaviorSanitizer build, and a short run of each fuzz
-# target. Ends with one line "N passed, N failed[, N skipped]".
+# AddressSanitizer + UndefinedBehaviorSanitizer build, the threaded tests under
+# ThreadSanitizer, and a short run of each fuzz target. Ends with one line
+# "N passed, N failed[, N skipped]".
 set -u
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
@@ -39,6 +40,16 @@ build normal meson setup "$out/normal" -Dtests=enabled && run_suite normal
 build sanitize env ASAN_OPTIONS=detect_leaks=1 meson setup "$out/sanitize" -Dtests=enabled \
     -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug \
     -Dc_args=-fno-sanitize-recover=all && run_suite sanitize
+
+# ThreadSanitizer over the tests that drive the threaded parts: the copy pipeline, the
+# parallel xz, zstd and bzip2 decoders, and bmap creation's hashing threads.
+if build thread meson setup "$out/thread" -Dtests=enabled -Db_sanitize=thread \
+    -Db_lundef=false -Dbuildtype=debugoptimized; then
+    echo "== tests: thread (ThreadSanitizer)"
+    TSAN_OPTIONS=halt_on_error=1 meson test -C "$out/thread" --print-errorlogs \
+        --num-processes 2 copy-corrupt copy-verify-first copy-stream-gaps copy-readback \
+        decode-xz-indexed decode-zstd-indexed decode-bzip2 create-basic || status=1
+fi
 
 # Fuzz targets: built with clang, each run briefly from its seed corpus.
 if build fuzz env CC=clang meson setup "$out/fuzz" -Dtests=disabled -Dfuzz=enabled \
