@@ -58,7 +58,7 @@ struct pipeline {
     /* One per kind of waiter, so an event wakes only the thread it concerns. */
     pthread_cond_t to_reader;  /* a slot was written: room to fill */
     pthread_cond_t to_hashers; /* a slot was filled */
-    pthread_cond_t to_writer;  /* a slot was hashed or a range judged */
+    pthread_cond_t to_writer;  /* slots were hashed */
     pthread_cond_t to_caller;  /* the writer saw the end */
     uint64_t filled, written;  /* slot sequence numbers */
     /* Hasher H takes the ranges whose index modulo hashers is H, in order. */
