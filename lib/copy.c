@@ -107,6 +107,9 @@ static void pipeline_destroy(struct pipeline *p)
     pthread_cond_destroy(&p->to_caller);
 }
 
+/* How often the calling thread reports progress while the stages run. */
+#define PROGRESS_INTERVAL_NS (100 * 1000 * 1000)
+
 /* Run the three stages; the calling thread reports progress until the writer is done. */
 static int pipeline_run(struct pipeline *p, struct bk_error *err)
 {
@@ -131,11 +134,12 @@ static int pipeline_run(struct pipeline *p, struct bk_error *err)
         }
         started++;
     }
+    report_progress(p, 0);
     pthread_mutex_lock(&p->lock);
     while (!p->finished && !p->stop) {
         struct timespec until;
         clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_nsec += 250 * 1000 * 1000;
+        until.tv_nsec += PROGRESS_INTERVAL_NS;
         if (until.tv_nsec >= 1000000000L) {
             until.tv_sec++;
             until.tv_nsec -= 1000000000L;

@@ -19,7 +19,8 @@ extern "C" {
  * may come from the library's worker threads; keep them short.
  */
 struct bk_copy_callbacks {
-    /* DONE of TOTAL bytes verified and written; TOTAL is 0 when unknown. */
+    /* DONE of TOTAL bytes verified and written; TOTAL is 0 when unknown. Called on the
+       thread that called bk_copy: once at 0, then ten times a second and at the end. */
     void (*progress)(void *ctx, uint64_t done, uint64_t total);
     /* Range INDEX of the bmap matched its checksum (before its last bytes are written). */
     void (*range_verified)(void *ctx, size_t index, const struct bk_range *range);

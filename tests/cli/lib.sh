@@ -576,8 +576,8 @@ if want == "ok":
     if any(e["event"] == "error" for e in ev):
         bad("an error event in a successful copy")
     pct = [e["percent"] for e in ev if e["event"] == "progress"]
-    if pct and (pct != sorted(pct) or pct[-1] != 100 or min(pct) < 0):
-        bad("progress percents %r do not rise to 100" % pct)
+    if pct and (pct != sorted(pct) or pct[0] != 0 or pct[-1] != 100 or min(pct) < 0):
+        bad("progress percents %r do not rise from 0 to 100" % pct)
 else:
     if len(ev) < 2 or ev[-2]["event"] != "error":
         bad("the event before done is not error")
