@@ -1,0 +1,313 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The image inside a tar or zip archive: the first regular file, read with libarchive
+ * from a stream (zip in its streamable form, which needs no seeking). Compression
+ * around the archive was already undone by our own decoders, so libarchive gets the
+ * plain archive bytes. Once the member's data is out, the rest of the archive is read
+ * too, and then the rest of the stream, so damage anywhere is reported.
+ */
+#include "decode/decode.h"
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define BUF_BYTES (1u << 20)
+
+/* A zip file ends with its end-of-central-directory record: 22 bytes and a comment of
+   at most 65535. */
+#define EOCD_BYTES 22u
+#define TAIL_MAX (EOCD_BYTES + 65535u)
+
+struct archive_source {
+    struct bk_source pub;
+    struct bk_source *in;
+    struct archive *a;
+    const char *kind; /* "tar" or "zip" */
+    char *member;     /* path of the image in the archive */
+
+    uint8_t *buf; /* what the read callback hands to libarchive */
+    size_t first_len;
+    bool first_pending; /* buf holds bytes read before libarchive was opened */
+    bool in_eof;
+    uint64_t in_bytes; /* bytes read from IN */
+    bool in_failed;    /* IN's error, more precise than libarchive's wrapping */
+    struct bk_error in_err;
+
+    /* The last bytes of the stream (zip only), twice TAIL_MAX so moves are rare. */
+    uint8_t *tail;
+    size_t tail_len;
+
+    uint64_t delivered; /* image bytes handed out */
+    bool data_done, done, failed;
+    struct bk_error error; /* repeated on every read after a failure */
+};
+
+static void tail_add(struct archive_source *s, const uint8_t *p, size_t len)
+{
+    if (!s->tail)
+        return;
+    if (len >= TAIL_MAX) {
+        memcpy(s->tail, p + len - TAIL_MAX, TAIL_MAX);
+        s->tail_len = TAIL_MAX;
+        return;
+    }
+    if (s->tail_len + len > 2 * TAIL_MAX) {
+        size_t keep = TAIL_MAX - len;
+        memmove(s->tail, s->tail + s->tail_len - keep, keep);
+        s->tail_len = keep;
+    }
+    memcpy(s->tail + s->tail_len, p, len);
+    s->tail_len += len;
+}
+
+/* One read from IN into buf; *GOT = 0 at its end. */
+static int in_read(struct archive_source *s, size_t *got, struct bk_error *err)
+{
+    *got = 0;
+    if (s->in_eof)
+        return 0;
+    if (s->in->read(s->in, s->buf, BUF_BYTES, got, err) < 0)
+        return -1;
+    if (*got == 0)
+        s->in_eof = true;
+    s->in_bytes += *got;
+    tail_add(s, s->buf, *got);
+    return 0;
+}
+
+static la_ssize_t read_callback(struct archive *a, void *client, const void **out)
+{
+    struct archive_source *s = client;
+    *out = s->buf;
+    if (s->first_pending) {
+        s->first_pending = false;
+        return (la_ssize_t)s->first_len;
+    }
+    size_t got;
+    if (in_read(s, &got, &s->in_err) < 0) {
+        s->in_failed = true;
+        archive_set_error(a, EIO, "%s", s->in_err.msg);
+        return ARCHIVE_FATAL;
+    }
+    return (la_ssize_t)got;
+}
+
+/* Fail with libarchive's message, or IN's error when that is what went wrong. */
+static int archive_failed(struct archive_source *s, struct bk_error *err)
+{
+    if (s->in_failed) {
+        *err = s->in_err;
+    } else {
+        const char *msg = archive_error_string(s->a);
+        bk_error_set(err, BK_E_FORMAT, 0, "%s: %s: %s%s%s%s at byte %" PRId64, s->pub.name, s->kind,
+                     s->member ? "member " : "", s->member ? s->member : "", s->member ? ": " : "",
+                     msg ? msg : "the archive is damaged", archive_filter_bytes(s->a, -1));
+    }
+    return -1;
+}
+
+static int fail(struct archive_source *s, struct bk_error *err, const char *what)
+{
+    return bk_error_set(err, BK_E_FORMAT, 0, "%s: %s: %s at byte %" PRIu64, s->pub.name, s->kind,
+                        what, s->in_bytes);
+}
+
+static uint32_t le16(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8;
+}
+
+/* A zip whose end record is missing was cut short, or has something after it. */
+static int check_zip_end(struct archive_source *s, struct bk_error *err)
+{
+    if (s->tail_len >= EOCD_BYTES) {
+        size_t lowest = s->tail_len > TAIL_MAX ? s->tail_len - TAIL_MAX : 0;
+        for (size_t i = s->tail_len - EOCD_BYTES + 1; i-- > lowest;) {
+            const uint8_t *p = s->tail + i;
+            if (memcmp(p, "PK\x05\x06", 4) == 0 && le16(p + 20) == s->tail_len - i - EOCD_BYTES)
+                return 0;
+        }
+    }
+    return fail(s, err,
+                "the end of central directory record is missing (the archive is truncated or "
+                "has trailing garbage)");
+}
+
+/* After the image: the other members, the archive's end, then the stream's end. */
+static int finish(struct archive_source *s, struct bk_error *err)
+{
+    for (;;) {
+        struct archive_entry *e;
+        int r = archive_read_next_header(s->a, &e);
+        if (r == ARCHIVE_EOF)
+            break;
+        if (r < ARCHIVE_WARN || archive_read_data_skip(s->a) < ARCHIVE_WARN)
+            return archive_failed(s, err);
+    }
+    /* Bytes after a tar's end blocks are record padding that tar ignores; they are read
+       so that a decoder below sees its own end. */
+    size_t got;
+    do {
+        if (in_read(s, &got, err) < 0)
+            return -1;
+    } while (got > 0);
+    if (s->tail && check_zip_end(s, err) < 0)
+        return -1;
+    return 0;
+}
+
+/* Any negative status fails, warnings too: a zip member's bad CRC is a warning. */
+static int read_failed(struct archive_source *s, struct bk_error *err)
+{
+    archive_failed(s, &s->error);
+    s->failed = true;
+    *err = s->error;
+    return -1;
+}
+
+static int archive_source_read(struct bk_source *src, void *buf, size_t len, size_t *got,
+                               struct bk_error *err)
+{
+    struct archive_source *s = src->priv;
+    *got = 0;
+    if (s->failed) {
+        *err = s->error;
+        return -1;
+    }
+    if (s->done || len == 0)
+        return 0;
+    la_ssize_t n = 0;
+    if (!s->data_done) {
+        n = archive_read_data(s->a, buf, len);
+        if (n < 0)
+            return read_failed(s, err);
+        s->delivered += (uint64_t)n;
+        /* A reader that knows the size stops there; the checks after the data must
+           come before its last bytes then. */
+        if (n > 0 && (s->pub.size < 0 || s->delivered < (uint64_t)s->pub.size)) {
+            *got = (size_t)n;
+            return 0;
+        }
+        if (n > 0) {
+            char extra;
+            la_ssize_t more = archive_read_data(s->a, &extra, 1);
+            if (more < 0)
+                return read_failed(s, err);
+            if (more > 0) {
+                fail(s, &s->error, "the member holds more data than its recorded size");
+                s->failed = true;
+                *err = s->error;
+                return -1;
+            }
+        }
+        s->data_done = true;
+    }
+    if (finish(s, &s->error) < 0) {
+        s->failed = true;
+        *err = s->error;
+        return -1;
+    }
+    s->done = true;
+    *got = (size_t)n;
+    return 0;
+}
+
+static void archive_source_close(struct bk_source *src)
+{
+    struct archive_source *s = src->priv;
+    if (s->a)
+        archive_read_free(s->a);
+    bk_source_close(s->in);
+    free(s->member);
+    free(s->buf);
+    free(s->tail);
+    free(s);
+}
+
+/* Open libarchive on the stream and stop at the first regular file. */
+static int open_archive(struct archive_source *s, struct bk_error *err)
+{
+    /* The first bytes choose the reader, so a damaged archive is not taken for some
+       other format: zip local headers start with "PK\3\4", anything else is tar. */
+    while (s->first_len < 4 && !s->in_eof) {
+        size_t got;
+        if (s->in->read(s->in, s->buf + s->first_len, BUF_BYTES - s->first_len, &got, err) < 0)
+            return -1;
+        if (got == 0)
+            s->in_eof = true;
+        s->first_len += got;
+    }
+    s->in_bytes = s->first_len;
+    s->first_pending = true;
+    bool zip = s->first_len >= 4 && memcmp(s->buf, "PK\x03\x04", 4) == 0;
+    s->kind = zip ? "zip" : "tar";
+    if (zip) {
+        s->tail = malloc(2 * TAIL_MAX);
+        if (!s->tail)
+            return bk_error_set(err, BK_E_NOMEM, 0, "out of memory");
+        tail_add(s, s->buf, s->first_len);
+    }
+
+    s->a = archive_read_new();
+    if (!s->a)
+        return bk_error_set(err, BK_E_NOMEM, 0, "out of memory");
+    int r = zip ? archive_read_support_format_zip_streamable(s->a)
+                : archive_read_support_format_tar(s->a);
+    if (r == ARCHIVE_OK)
+        r = archive_read_support_filter_none(s->a);
+    if (r == ARCHIVE_OK)
+        r = archive_read_open(s->a, s, NULL, read_callback, NULL);
+    if (r != ARCHIVE_OK)
+        return archive_failed(s, err);
+
+    for (;;) {
+        struct archive_entry *e;
+        r = archive_read_next_header(s->a, &e);
+        if (r == ARCHIVE_EOF)
+            return fail(s, err, "the archive holds no regular file (no image)");
+        if (r < ARCHIVE_WARN)
+            return archive_failed(s, err);
+        /* Directories, links and devices come before the image in some archives; a
+           hard link names an earlier file and carries no data of its own. */
+        if (archive_entry_filetype(e) == AE_IFREG && !archive_entry_hardlink(e)) {
+            const char *path = archive_entry_pathname(e);
+            s->member = strdup(path ? path : "?");
+            if (!s->member)
+                return bk_error_set(err, BK_E_NOMEM, 0, "out of memory");
+            if (archive_entry_is_encrypted(e))
+                return bk_error_set(err, BK_E_UNSUPPORTED, 0,
+                                    "%s: %s: member %s is encrypted, which is not supported",
+                                    s->pub.name, s->kind, s->member);
+            s->pub.size = archive_entry_size_is_set(e) ? archive_entry_size(e) : -1;
+            return 0;
+        }
+        if (archive_read_data_skip(s->a) < ARCHIVE_WARN)
+            return archive_failed(s, err);
+    }
+}
+
+struct bk_source *bk_decode_archive(struct bk_source *in, struct bk_error *err)
+{
+    struct archive_source *s = calloc(1, sizeof *s);
+    if (!s) {
+        bk_error_set(err, BK_E_NOMEM, 0, "out of memory");
+        return NULL;
+    }
+    s->in = in;
+    s->kind = "archive";
+    bk_source_init_decoder(&s->pub, in, archive_source_read, archive_source_close, s);
+    s->buf = malloc(BUF_BYTES);
+    if (!s->buf) {
+        bk_error_set(err, BK_E_NOMEM, 0, "out of memory");
+    } else if (open_archive(s, err) == 0) {
+        return &s->pub;
+    }
+    /* The caller keeps IN on failure. */
+    s->in = NULL;
+    archive_source_close(&s->pub);
+    return NULL;
+}

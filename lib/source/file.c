@@ -1,0 +1,173 @@
+/* SPDX-License-Identifier: MIT */
+#include "source/source_impl.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+struct file_source {
+    struct bk_source pub;
+    int fd;
+    bool own_fd;
+    uint64_t pos;
+    char name[];
+};
+
+static int file_read(struct bk_source *src, void *buf, size_t len, size_t *got,
+                     struct bk_error *err)
+{
+    struct file_source *f = src->priv;
+    for (;;) {
+        ssize_t n = read(f->fd, buf, len);
+        if (n >= 0) {
+            *got = (size_t)n;
+            f->pos += (uint64_t)n;
+            return 0;
+        }
+        if (errno != EINTR)
+            return bk_error_set(err, BK_E_IO, errno, "%s: read failed at byte %" PRIu64, src->name,
+                                f->pos);
+    }
+}
+
+static int file_pread(struct bk_source *src, void *buf, size_t len, uint64_t offset, size_t *got,
+                      struct bk_error *err)
+{
+    struct file_source *f = src->priv;
+    for (;;) {
+        ssize_t n = pread(f->fd, buf, len, (off_t)offset);
+        if (n >= 0) {
+            *got = (size_t)n;
+            return 0;
+        }
+        if (errno != EINTR)
+            return bk_error_set(err, BK_E_IO, errno, "%s: read failed at byte %" PRIu64, src->name,
+                                offset);
+    }
+}
+
+static void file_close(struct bk_source *src)
+{
+    struct file_source *f = src->priv;
+    if (f->own_fd)
+        close(f->fd);
+    free(f);
+}
+
+struct bk_source *bk_source_open_file(const char *path, struct bk_error *err)
+{
+    bool is_stdin = strcmp(path, "-") == 0;
+    const char *name = is_stdin ? "standard input" : path;
+    int fd = is_stdin ? STDIN_FILENO : open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        bk_error_set(err, BK_E_IO, errno, "cannot open image %s", path);
+        return NULL;
+    }
+    struct stat st;
+    if (fstat(fd, &st) < 0 || S_ISDIR(st.st_mode)) {
+        if (S_ISDIR(st.st_mode))
+            bk_error_set(err, BK_E_INVALID, 0, "image %s is a directory", path);
+        else
+            bk_error_set(err, BK_E_IO, errno, "cannot stat image %s", path);
+        if (!is_stdin)
+            close(fd);
+        return NULL;
+    }
+
+    struct file_source *f = calloc(1, sizeof *f + strlen(name) + 1);
+    if (!f) {
+        bk_error_set(err, BK_E_NOMEM, 0, "out of memory");
+        if (!is_stdin)
+            close(fd);
+        return NULL;
+    }
+    strcpy(f->name, name);
+    f->fd = fd;
+    f->own_fd = !is_stdin;
+    f->pub.name = f->name;
+    f->pub.priv = f;
+    f->pub.read = file_read;
+    f->pub.close = file_close;
+    /* Standard input redirected from a regular file is as good as the file itself. */
+    if (S_ISREG(st.st_mode) && lseek(fd, 0, SEEK_CUR) == 0) {
+        f->pub.seekable = true;
+        f->pub.size = st.st_size;
+        f->pub.pread = file_pread;
+    } else {
+        f->pub.size = -1;
+    }
+    if (f->pub.seekable)
+        posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+    return &f->pub;
+}
+
+static int ends_early(struct bk_source *src, uint64_t offset, struct bk_error *err)
+{
+    return bk_error_set(err, BK_E_FORMAT, 0,
+                        "%s: image ends at byte %" PRIu64 ", before the data the bmap lists",
+                        src->name, offset);
+}
+
+/* Read exactly LEN bytes, at OFFSET (POSITIONAL) or from the current position. */
+static int read_exact(struct bk_source *src, void *buf, size_t len, uint64_t offset,
+                      bool positional, struct bk_error *err)
+{
+    uint8_t *p = buf;
+    while (len > 0) {
+        size_t got;
+        int rc = positional ? src->pread(src, p, len, offset, &got, err)
+                            : src->read(src, p, len, &got, err);
+        if (rc < 0)
+            return -1;
+        if (got == 0)
+            return ends_early(src, offset, err);
+        p += got;
+        len -= got;
+        offset += got;
+    }
+    return 0;
+}
+
+int bk_source_pread_full(struct bk_source *src, void *buf, size_t len, uint64_t offset,
+                         struct bk_error *err)
+{
+    return read_exact(src, buf, len, offset, true, err);
+}
+
+int bk_source_read_full(struct bk_source *src, void *buf, size_t len, uint64_t offset,
+                        struct bk_error *err)
+{
+    return read_exact(src, buf, len, offset, false, err);
+}
+
+int bk_source_skip_full(struct bk_source *src, uint64_t len, uint64_t offset, void *scratch,
+                        size_t cap, struct bk_error *err)
+{
+    while (len > 0) {
+        uint64_t done;
+        if (src->skip) {
+            if (src->skip(src, len, &done, err) < 0)
+                return -1;
+        } else {
+            size_t got;
+            if (src->read(src, scratch, len < cap ? (size_t)len : cap, &got, err) < 0)
+                return -1;
+            done = got;
+        }
+        if (done == 0)
+            return ends_early(src, offset, err);
+        len -= done;
+        offset += done;
+    }
+    return 0;
+}
+
+void bk_source_close(struct bk_source *src)
+{
+    if (src)
+        src->close(src);
+}
