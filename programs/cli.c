@@ -32,6 +32,24 @@ void cli_install_signals(void)
     signal(SIGPIPE, SIG_IGN);
 }
 
+bool cli_cancel_requested(void *ctx)
+{
+    (void)ctx;
+    return atomic_load(&cli_interrupted) != 0;
+}
+
+const char *cli_hint(const struct bk_error *err)
+{
+    switch (err->code) {
+    case BK_E_IN_USE:
+        return " (stop using it first, or use --force if you really mean to overwrite it)";
+    case BK_E_NOT_REMOVABLE:
+        return ", but --removable-device was given";
+    default:
+        return "";
+    }
+}
+
 static void vmessage(const char *level, const char *fmt, va_list ap)
 {
     char line[2048];
@@ -80,7 +98,7 @@ void cli_debug(const char *fmt, ...)
 
 int cli_fail(const struct bk_error *err)
 {
-    cli_error("%s", err->msg);
+    cli_error("%s%s", err->msg, cli_hint(err));
     return cli_exit_status(err);
 }
 

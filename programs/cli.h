@@ -34,6 +34,15 @@ extern atomic_int cli_interrupted;
 /* Catch SIGINT, SIGTERM and SIGHUP into cli_interrupted (no SA_RESTART). */
 void cli_install_signals(void);
 
+/* The library's cancellation hook: whether a signal asked to stop (CTX unused). */
+bool cli_cancel_requested(void *ctx);
+
+/*
+ * What the user can do about ERR with an option of the command, as a tail for its
+ * message ("" when nothing): the library names what failed, the command the option.
+ */
+const char *cli_hint(const struct bk_error *err);
+
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void cli_warning(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Informational line; silent with -q. */

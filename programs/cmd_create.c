@@ -157,7 +157,9 @@ int cmd_create(int argc, char **argv)
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    struct bk_create_options opts = {.cancel = &cli_interrupted};
+    struct bk_create_options opts;
+    bk_create_options_init(&opts);
+    opts.cancel = cli_cancel_requested;
     const char *output = NULL;
     int c;
     opterr = 0;
@@ -212,23 +214,23 @@ int cmd_create(int argc, char **argv)
     opts.progress_ctx = &progress;
 
     double t0 = cli_now();
-    struct bk_bmap bmap;
-    struct bk_create_info info;
-    if (bk_create_bmap(image, &opts, &bmap, &info, &err) < 0 ||
-        bk_bmap_write_fd(&bmap, out.fd, output ? output : "standard output", &err) < 0) {
+    struct bk_create_info info = {.struct_size = sizeof info};
+    struct bk_bmap *bmap = bk_create_bmap(image, &opts, &info, &err);
+    if (!bmap || bk_bmap_write_fd(bmap, out.fd, output ? output : "standard output", &err) < 0) {
         output_abort(&out);
-        bk_bmap_free(&bmap);
+        bk_bmap_free(bmap);
         return cli_fail(&err);
     }
     if (output_commit(&out, &err) < 0) {
-        bk_bmap_free(&bmap);
+        bk_bmap_free(bmap);
         return cli_fail(&err);
     }
     double elapsed = cli_now() - t0;
+    uint64_t mapped = bk_bmap_mapped_blocks(bmap), blocks = bk_bmap_blocks_count(bmap);
 
     cli_debug("mapped with %s, %u hashing thread(s)", bk_map_method_name(info.method),
               info.threads);
-    if (bmap.mapped_blocks == bmap.blocks_count && !opts.detect_zeros)
+    if (mapped == blocks && !opts.detect_zeros)
         cli_warning("%s has no holes: every block is mapped and will be written. If the image "
                     "lost its holes (copied without --sparse), --detect-zeros can leave out "
                     "zero blocks",
@@ -236,9 +238,9 @@ int cmd_create(int argc, char **argv)
     if (opts.detect_zeros && info.zero_blocks)
         cli_info("left out %" PRIu64 " zero-filled block(s)", info.zero_blocks);
     char a[32], b[32];
-    cli_info("%s: %" PRIu64 " of %" PRIu64 " blocks mapped (%s of %s) in %.2f s", image,
-             bmap.mapped_blocks, bmap.blocks_count, cli_human_bytes(info.mapped_bytes, a, sizeof a),
-             cli_human_bytes(bmap.image_size, b, sizeof b), elapsed);
-    bk_bmap_free(&bmap);
+    cli_info("%s: %" PRIu64 " of %" PRIu64 " blocks mapped (%s of %s) in %.2f s", image, mapped,
+             blocks, cli_human_bytes(info.mapped_bytes, a, sizeof a),
+             cli_human_bytes(bk_bmap_image_size(bmap), b, sizeof b), elapsed);
+    bk_bmap_free(bmap);
     return EXIT_OK;
 }

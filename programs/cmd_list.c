@@ -62,15 +62,16 @@ static void print_table(const struct bk_disk_list *l)
     char cells[COLS][160];
     for (int i = 0; i < COLS; i++)
         width[i] = (int)strlen(head[i]);
-    for (size_t r = 0; r < l->count; r++) {
-        row_cells(&l->disks[r], cells);
+    size_t count = bk_disk_list_count(l);
+    for (size_t r = 0; r < count; r++) {
+        row_cells(bk_disk_list_get(l, r), cells);
         for (int i = 0; i < COLS; i++)
             if ((int)strlen(cells[i]) > width[i])
                 width[i] = (int)strlen(cells[i]);
     }
-    for (size_t r = 0; r <= l->count; r++) {
+    for (size_t r = 0; r <= count; r++) {
         if (r > 0)
-            row_cells(&l->disks[r - 1], cells);
+            row_cells(bk_disk_list_get(l, r - 1), cells);
         for (int i = 0; i < COLS; i++) {
             const char *c = r ? cells[i] : head[i];
             if (i == COLS - 1)
@@ -86,12 +87,13 @@ static void print_table(const struct bk_disk_list *l)
 static void print_json(const struct bk_disk_list *l)
 {
     printf("[");
-    for (size_t i = 0; i < l->count; i++) {
+    size_t count = bk_disk_list_count(l);
+    for (size_t i = 0; i < count; i++) {
         char obj[4096];
-        disk_json(&l->disks[i], obj, sizeof obj);
+        disk_json(bk_disk_list_get(l, i), obj, sizeof obj);
         printf("%s\n  %s", i ? "," : "", obj);
     }
-    printf("%s]\n", l->count ? "\n" : "");
+    printf("%s]\n", count ? "\n" : "");
 }
 
 int cmd_list(int argc, char **argv)
@@ -126,19 +128,19 @@ int cmd_list(int argc, char **argv)
 
     /* A test-only hook: look at a fake /sys, /proc and /dev instead of the real ones. */
     const char *sysroot = getenv("BMAPKIT_SYSROOT");
-    struct bk_disk_list l;
     struct bk_error err;
     bk_error_clear(&err);
-    if (bk_disk_list(sysroot, all, &l, &err) < 0)
+    struct bk_disk_list *l = bk_disk_list_scan(sysroot, all, &err);
+    if (!l)
         return cli_fail(&err);
-    cli_debug("%zu block device(s)%s", l.count, all ? "" : " to show");
+    cli_debug("%zu block device(s)%s", bk_disk_list_count(l), all ? "" : " to show");
     if (json)
-        print_json(&l);
-    else if (l.count == 0)
+        print_json(l);
+    else if (bk_disk_list_count(l) == 0)
         cli_info("no disks found%s", all ? "" : " (--all shows partitions and virtual devices)");
     else
-        print_table(&l);
-    bk_disk_list_free(&l);
+        print_table(l);
+    bk_disk_list_free(l);
     if (fflush(stdout) != 0 || ferror(stdout)) {
         cli_error("cannot write the list to standard output");
         return EXIT_ERROR;

@@ -99,8 +99,8 @@ void disk_identity(const struct bk_disk_info *d, char *buf, size_t cap)
 /* One line per disk under a refusal, so the user can pick. */
 static void print_choices(const struct bk_disk_list *l)
 {
-    for (size_t i = 0; i < l->count; i++) {
-        const struct bk_disk_info *d = &l->disks[i];
+    for (size_t i = 0; i < bk_disk_list_count(l); i++) {
+        const struct bk_disk_info *d = bk_disk_list_get(l, i);
         char size[32];
         fprintf(stderr, "  %-12s LUN %d  serial %s  port %s  %s\n", d->path, d->ums_lun,
                 d->serial[0] ? d->serial : "-", d->usb_port[0] ? d->usb_port : "-",
@@ -127,31 +127,29 @@ int ums_wait(const char *sysroot, const char *selector, unsigned timeout, struct
     long shown = -1;
     bool waited = false;
     for (;;) {
-        struct bk_disk_list l;
         struct bk_error err;
         bk_error_clear(&err);
-        if (bk_ums_find(sysroot, selector, &l, &err) < 0) {
+        struct bk_disk_list *l = bk_ums_find(sysroot, selector, &err);
+        if (!l) {
             if (waited && tty)
                 fputc('\n', stderr);
             return cli_fail(&err);
         }
-        if (l.count > 0 && waited && tty)
+        size_t count = bk_disk_list_count(l);
+        if (count > 0 && waited && tty)
             fprintf(stderr, "\r\033[K");
-        if (l.count == 1) {
-            *out = l.disks[0];
-            bk_disk_list_free(&l);
-            return EXIT_OK;
-        }
-        if (l.count > 1) {
+        if (count == 1)
+            *out = *bk_disk_list_get(l, 0);
+        else if (count > 1) {
             cli_error("%zu U-Boot UMS disks are present%s%s%s; pick one with --ums=LUN, "
                       "--ums=SERIAL or --ums=PORT (or DEST ums:LUN):",
-                      l.count, selector ? " matching '" : "", selector ? selector : "",
+                      count, selector ? " matching '" : "", selector ? selector : "",
                       selector ? "'" : "");
-            print_choices(&l);
-            bk_disk_list_free(&l);
-            return EXIT_ERROR;
+            print_choices(l);
         }
-        bk_disk_list_free(&l);
+        bk_disk_list_free(l);
+        if (count > 0)
+            return count == 1 ? EXIT_OK : EXIT_ERROR;
 
         double now = cli_now();
         if (cli_interrupted || now >= deadline) {

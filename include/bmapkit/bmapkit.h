@@ -6,26 +6,17 @@
 #ifndef BMAPKIT_BMAPKIT_H
 #define BMAPKIT_BMAPKIT_H
 
+#include "bmapkit/api.h"
 #include "bmapkit/bmap.h"
 #include "bmapkit/copy.h"
 #include "bmapkit/create.h"
 #include "bmapkit/dest.h"
-#include "bmapkit/disk.h"
 #include "bmapkit/digest.h"
+#include "bmapkit/disk.h"
 #include "bmapkit/error.h"
 #include "bmapkit/format.h"
 #include "bmapkit/map.h"
 #include "bmapkit/source.h"
-
-#ifdef __cplusplus
-extern "C" {
-#endif
-
-/* Version of the library as "MAJOR.MINOR.PATCH". */
-const char *bk_version(void);
-
-#ifdef __cplusplus
-}
-#endif
+#include "bmapkit/version.h"
 
 #endif

@@ -1,11 +1,13 @@
 /* SPDX-License-Identifier: MIT */
+/* Copying an image to a destination, only its mapped ranges, verified. */
 #ifndef BMAPKIT_COPY_H
 #define BMAPKIT_COPY_H
 
-#include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
+#include "bmapkit/api.h"
 #include "bmapkit/bmap.h"
 #include "bmapkit/dest.h"
 #include "bmapkit/source.h"
@@ -14,66 +16,99 @@
 extern "C" {
 #endif
 
-/*
- * Callbacks of a copy. They are never called concurrently (a lock serialises them) but
- * may come from the library's worker threads; keep them short.
- */
-struct bk_copy_callbacks {
-    /* DONE of TOTAL bytes verified and written; TOTAL is 0 when unknown. Called on the
-       thread that called bk_copy: once at 0, then ten times a second and at the end. */
-    void (*progress)(void *ctx, uint64_t done, uint64_t total);
-    /* Range INDEX of the bmap matched its checksum (before its last bytes are written). */
-    void (*range_verified)(void *ctx, size_t index, const struct bk_range *range);
-    /* Read-back of range INDEX did not match; ATTEMPT counts from 1. */
-    void (*readback_mismatch)(void *ctx, size_t index, const struct bk_range *range,
-                              unsigned attempt);
-    bk_warn_fn warn;
-    void *ctx;
-};
+/* A copy job (opaque): what to copy where, how, and afterwards what happened. */
+struct bk_copy;
 
-struct bk_copy_options {
-    bool no_verify;            /* do not check range checksums while copying */
-    bool readback;             /* after writing, read every range back and check it */
-    unsigned readback_retries; /* rewrite a range that reads back wrong this many times */
-    uint64_t head_bytes;       /* image bytes written last; 0 means 1 MiB */
-    const atomic_int *cancel;  /* when set, stop with BK_E_CANCELLED */
-    struct bk_copy_callbacks cb;
-};
-
+/* What a copy did. Owned by the job; fields are only ever added at the end. */
 struct bk_copy_stats {
     uint64_t bytes_total;    /* bytes to copy (mapped bytes, or the image size) */
     uint64_t bytes_written;  /* bytes written to the destination */
     size_t ranges_verified;  /* ranges that matched their checksum */
-    size_t ranges_unchecked; /* ranges without a checksum (or with --no-verify) */
+    size_t ranges_unchecked; /* ranges without a checksum, or all when not verifying */
     size_t readback_checked; /* ranges read back and matched */
     size_t readback_failed;  /* ranges that still differ after the retries */
     bool head_written;       /* the image's first bytes reached the destination */
 };
 
-/* Bytes of the image's beginning that are written last, unless the options say otherwise. */
+/* Range INDEX of the bmap matched its checksum (before its last bytes are written). */
+typedef void (*bk_copy_range_fn)(void *ctx, size_t index, const struct bk_range *range);
+
+/* Read-back of range INDEX did not match; ATTEMPT counts from 1. */
+typedef void (*bk_copy_mismatch_fn)(void *ctx, size_t index, const struct bk_range *range,
+                                    unsigned attempt);
+
+/* Bytes of the image's beginning that are written last, unless set otherwise. */
 #define BK_COPY_HEAD_BYTES (1024 * 1024)
 
 /*
  * Check, before the destination is opened, that SRC can be the image BMAP describes
- * (its size, when known, equals ImageSize). Returns 0, or -1 with ERR filled.
+ * (its size, when known, equals the image size). Returns 0, or -1 with ERR filled.
  */
-int bk_copy_check_source(const struct bk_bmap *bmap, const struct bk_source *src,
-                         struct bk_error *err);
+BK_API int bk_copy_check_source(const struct bk_bmap *bmap, const struct bk_source *src,
+                                struct bk_error *err);
 
 /*
- * Copy the mapped ranges of BMAP from SRC to DEST, or the whole image when BMAP is
- * NULL. Reading, hashing and writing run on separate threads through a ring of
- * buffers (32 MiB in all); holes of a seekable source are not read. Each range is
- * hashed and compared with its checksum; ranges short enough to fit in half the ring
- * are checked before any of their bytes are written. The first head_bytes of the image
- * are held back and written only after everything else was written, verified and
- * flushed, so a failed or interrupted copy never looks like a complete image.
- * With opts->readback the written ranges are read back from the medium and checked.
- * Returns 0 only when every range with a checksum matched (and, with read-back, read
- * back correctly). STATS (may be NULL) is filled in either case.
+ * A job that copies the mapped ranges of BMAP from SRC to DEST, or the whole image
+ * when BMAP is NULL. The job borrows all three; they must outlive it. Ranges are
+ * verified, nothing is read back, and the first BK_COPY_HEAD_BYTES are written last,
+ * until a setter says otherwise. Returns NULL with ERR filled.
  */
-int bk_copy(const struct bk_bmap *bmap, struct bk_source *src, struct bk_dest *dest,
-            const struct bk_copy_options *opts, struct bk_copy_stats *stats, struct bk_error *err);
+BK_API struct bk_copy *bk_copy_new(const struct bk_bmap *bmap, struct bk_source *src,
+                                   struct bk_dest *dest, struct bk_error *err);
+
+/* Whether to check each range against its checksum while copying (default true). */
+BK_API void bk_copy_set_verify(struct bk_copy *job, bool verify);
+
+/*
+ * After writing, read every range back from the destination, bypassing caches where it
+ * can, and check it; rewrite a range that reads back wrong up to RETRIES times (needs a
+ * seekable source). Needs a bmap with checksums and BK_DEST_CAN_READ.
+ */
+BK_API void bk_copy_set_readback(struct bk_copy *job, bool readback, unsigned retries);
+
+/* Image bytes written last (0: BK_COPY_HEAD_BYTES). */
+BK_API void bk_copy_set_head_bytes(struct bk_copy *job, uint64_t bytes);
+
+/*
+ * Progress: FN(CTX, done, total) with the bytes verified and written, on the thread
+ * that runs the job: once at 0, then ten times a second and at the end.
+ */
+BK_API void bk_copy_set_progress_fn(struct bk_copy *job, bk_progress_fn fn, void *ctx);
+
+/* Called as each range matches its checksum (from a worker thread, never concurrently). */
+BK_API void bk_copy_set_verified_fn(struct bk_copy *job, bk_copy_range_fn fn, void *ctx);
+
+/* Called when a range reads back wrong (on the thread that runs the job). */
+BK_API void bk_copy_set_readback_mismatch_fn(struct bk_copy *job, bk_copy_mismatch_fn fn,
+                                             void *ctx);
+
+/* Asked at every step whether to stop (from any of the job's threads). */
+BK_API void bk_copy_set_cancel_fn(struct bk_copy *job, bk_cancel_fn fn, void *ctx);
+
+/*
+ * Ask the running job to stop with BK_E_CANCELLED. Safe from any thread and from a
+ * signal handler.
+ */
+BK_API void bk_copy_cancel(struct bk_copy *job);
+
+/*
+ * Run the job (once). Reading, hashing and writing run on separate threads through a
+ * ring of 8 buffers of 1 MiB; holes of a seekable source are not read. Each range is
+ * hashed and compared with its checksum; ranges short enough to fit in half the ring
+ * are checked before any of their bytes are written. On a disk the head's mapped bytes
+ * are first overwritten with zeros; the head itself is written only after everything
+ * else was written, verified and flushed, so a failed or interrupted copy never looks
+ * like a complete image. Returns 0 only when every range with a checksum matched (and,
+ * with read-back, read back correctly); else -1 with ERR filled. The statistics are
+ * filled in either case.
+ */
+BK_API int bk_copy_run(struct bk_copy *job, struct bk_error *err);
+
+/* What the job did so far (valid until bk_copy_free). */
+BK_API const struct bk_copy_stats *bk_copy_get_stats(const struct bk_copy *job);
+
+/* Free JOB (NULL is fine); the bmap, source and destination stay open. */
+BK_API void bk_copy_free(struct bk_copy *job);
 
 #ifdef __cplusplus
 }

@@ -1,27 +1,40 @@
 /* SPDX-License-Identifier: MIT */
+/* Where images are written: files, block devices, character devices. */
 #ifndef BMAPKIT_DEST_H
 #define BMAPKIT_DEST_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
+#include "bmapkit/api.h"
 #include "bmapkit/error.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-enum bk_dest_kind {
-    BK_DEST_FILE,     /* regular file: created or truncated, sized to the image */
-    BK_DEST_BLOCKDEV, /* disk or partition: opened exclusively, capacity checked */
-    BK_DEST_CHARDEV,  /* e.g. /dev/null: written as is, nothing to size or flush */
+/* A destination (opaque): the operations a copy needs, whatever is behind them. */
+struct bk_dest;
+
+/* What a destination can do, as bits of bk_dest_capabilities. */
+enum bk_dest_capability {
+    BK_DEST_CAN_READ = 1u << 0,       /* written data can be read back */
+    BK_DEST_CAN_DISCARD = 1u << 1,    /* ranges can be discarded (TRIM) */
+    BK_DEST_DISCARD_ZEROES = 1u << 2, /* discarded ranges read back as zeros */
+    BK_DEST_DIRECT_IO = 1u << 3,      /* reads of aligned ranges bypass every cache */
+    BK_DEST_IS_DISK = 1u << 4,        /* a disk or partition: its first bytes are what boots */
+    BK_DEST_CAN_ZERO = 1u << 5,       /* ranges can be zeroed without sending the zeros */
+    BK_DEST_SIZED_BY_IMAGE = 1u << 6, /* a file that takes the size of the image */
 };
 
-/* Called with a one-line warning the caller may show. */
-typedef void (*bk_warn_fn)(void *ctx, const char *msg);
-
+/*
+ * Options of bk_dest_open. Start from bk_dest_options_init: struct_size tells the
+ * library which fields the caller knows, so fields can be added at the end later.
+ */
 struct bk_dest_options {
+    size_t struct_size;
     /* Prefix for /sys, /proc and /dev look-ups; NULL for the real ones. Meant for tests. */
     const char *sysroot;
     bool force;          /* accept a disk whose partitions are mounted or in use */
@@ -31,47 +44,68 @@ struct bk_dest_options {
     void *warn_ctx;
 };
 
-struct bk_dest {
-    enum bk_dest_kind kind;
-    int fd;
-    char *path;    /* as given */
-    uint64_t size; /* capacity of a block device; the image size for a file */
-    char *disk;    /* sysfs name of the whole disk ("sda") for block devices */
-    char *sysroot; /* copy of the option, for look-ups while open */
-    bk_warn_fn warn;
-    void *warn_ctx;
-    /* I/O settings changed while copying, restored by bk_dest_close */
-    char *saved_scheduler;
-    char *saved_max_ratio;
-};
+/* Set O to the defaults. */
+static inline void bk_dest_options_init(struct bk_dest_options *o)
+{
+    memset(o, 0, sizeof *o);
+    o->struct_size = sizeof *o;
+}
 
 /*
  * Open PATH to receive an image of IMAGE_SIZE bytes, after the safety checks:
  * a missing path inside a device-node directory (/dev, not /dev/shm) is refused
- * rather than created; a block device must be large enough, not hold mounted file
- * systems, swap or device-mapper users on any of its partitions (unless force), and be
- * a removable whole disk when removable_only; it is opened with O_EXCL. A regular file
+ * rather than created; a block device must be large enough (BK_E_REFUSED), not hold
+ * mounted file systems, swap or device-mapper users on any of its partitions unless
+ * force (BK_E_IN_USE), and be a removable whole disk when removable_only
+ * (BK_E_NOT_REMOVABLE); it is opened with O_EXCL and, unless no_tune, its dirty-page
+ * share is lowered and its scheduler switched off until it is closed. A regular file
  * is created or truncated and set to IMAGE_SIZE, keeping unwritten areas as holes.
- * Nothing is written or truncated when a check fails. Returns NULL with ERR filled.
+ * Nothing is written or truncated when a check fails. OPTS may be NULL for the
+ * defaults. Returns NULL with ERR filled.
  */
-struct bk_dest *bk_dest_open(const char *path, uint64_t image_size,
-                             const struct bk_dest_options *opts, struct bk_error *err);
+BK_API struct bk_dest *bk_dest_open(const char *path, uint64_t image_size,
+                                    const struct bk_dest_options *opts, struct bk_error *err);
+
+/* Name of DEST for messages (the path it was opened with). */
+BK_API const char *bk_dest_name(const struct bk_dest *dest);
+
+/* What DEST is, in words: "file", "block device", "character device", ... */
+BK_API const char *bk_dest_kind(const struct bk_dest *dest);
+
+/* Capacity in bytes (the image size for a file; UINT64_MAX when unlimited). */
+BK_API uint64_t bk_dest_size(const struct bk_dest *dest);
+
+/* The bk_dest_capability bits of DEST. */
+BK_API unsigned bk_dest_capabilities(const struct bk_dest *dest);
 
 /* Write LEN bytes at OFFSET, all of them or fail naming the offset. */
-int bk_dest_write(struct bk_dest *dest, const void *buf, size_t len, uint64_t offset,
-                  struct bk_error *err);
-
-/* Make written data durable (fdatasync); nothing to do for character devices. */
-int bk_dest_flush(struct bk_dest *dest, struct bk_error *err);
+BK_API int bk_dest_write(struct bk_dest *dest, const void *buf, size_t len, uint64_t offset,
+                         struct bk_error *err);
 
 /*
- * Lower the block device's dirty-page share and switch its scheduler off for the copy;
- * failures only produce warnings. Restored by bk_dest_close.
+ * Read up to LEN bytes at OFFSET from the medium, not from a cache where DEST can
+ * avoid it (BK_DEST_DIRECT_IO: when OFFSET, LEN and BUF are multiples of 4096; other
+ * reads drop the cached pages first). *GOT is 0 only past the end. Fails with
+ * BK_E_UNSUPPORTED without BK_DEST_CAN_READ.
  */
-void bk_dest_tune(struct bk_dest *dest);
+BK_API int bk_dest_read(struct bk_dest *dest, void *buf, size_t len, uint64_t offset, size_t *got,
+                        struct bk_error *err);
 
-/* Restore settings, close and free DEST (NULL is fine). */
-void bk_dest_close(struct bk_dest *dest);
+/* Make written data durable. */
+BK_API int bk_dest_flush(struct bk_dest *dest, struct bk_error *err);
+
+/* Make LEN bytes at OFFSET read as zeros (without sending zeros where BK_DEST_CAN_ZERO). */
+BK_API int bk_dest_zero(struct bk_dest *dest, uint64_t offset, uint64_t len, struct bk_error *err);
+
+/*
+ * Discard LEN bytes at OFFSET (their content is then undefined, or zeros with
+ * BK_DEST_DISCARD_ZEROES). Fails with BK_E_UNSUPPORTED without BK_DEST_CAN_DISCARD.
+ */
+BK_API int bk_dest_discard(struct bk_dest *dest, uint64_t offset, uint64_t len,
+                           struct bk_error *err);
+
+/* Restore the settings changed at open, close and free DEST (NULL is fine). */
+BK_API void bk_dest_close(struct bk_dest *dest);
 
 #ifdef __cplusplus
 }

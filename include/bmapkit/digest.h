@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "bmapkit/api.h"
 #include "bmapkit/error.h"
 
 #ifdef __cplusplus
@@ -26,40 +27,32 @@ enum bk_hash {
 #define BK_DIGEST_MAX 64
 
 /* Lower-case name as written in a bmap ("sha256"); "none" for BK_HASH_NONE. */
-const char *bk_hash_name(enum bk_hash hash);
+BK_API const char *bk_hash_name(enum bk_hash hash);
 
 /* Algorithm for a ChecksumType name (exact, lower case); BK_HASH_NONE when unknown. */
-enum bk_hash bk_hash_from_name(const char *name);
+BK_API enum bk_hash bk_hash_from_name(const char *name);
 
 /* Digest length in bytes; 0 for BK_HASH_NONE. */
-size_t bk_hash_size(enum bk_hash hash);
+BK_API size_t bk_hash_size(enum bk_hash hash);
 
 /* An incremental hash computation; one per thread. */
 struct bk_digest;
 
 /* Start a computation of HASH. Returns NULL and fills ERR on failure. */
-struct bk_digest *bk_digest_new(enum bk_hash hash, struct bk_error *err);
+BK_API struct bk_digest *bk_digest_new(enum bk_hash hash, struct bk_error *err);
 
 /* Feed LEN bytes. Returns 0, or -1 with ERR filled. */
-int bk_digest_update(struct bk_digest *d, const void *data, size_t len, struct bk_error *err);
+BK_API int bk_digest_update(struct bk_digest *d, const void *data, size_t len,
+                            struct bk_error *err);
 
 /*
  * Write the digest to OUT (bk_hash_size bytes) and make D ready for a new computation
  * of the same algorithm. Returns 0, or -1 with ERR filled.
  */
-int bk_digest_final(struct bk_digest *d, uint8_t *out, struct bk_error *err);
+BK_API int bk_digest_final(struct bk_digest *d, uint8_t *out, struct bk_error *err);
 
 /* Release D (NULL is fine). */
-void bk_digest_free(struct bk_digest *d);
-
-/* Write LEN bytes as 2*LEN lower-case hex characters plus a terminating NUL to OUT. */
-void bk_hex_encode(const uint8_t *bytes, size_t len, char *out);
-
-/*
- * Decode exactly 2*LEN hex characters (either case) from HEX into OUT.
- * Returns 0, or -1 when a character is not a hex digit.
- */
-int bk_hex_decode(const char *hex, size_t len, uint8_t *out);
+BK_API void bk_digest_free(struct bk_digest *d);
 
 #ifdef __cplusplus
 }

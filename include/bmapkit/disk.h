@@ -1,12 +1,13 @@
 /* SPDX-License-Identifier: MIT */
+/* Disks as the kernel describes them, what uses them, and U-Boot's UMS disks. */
 #ifndef BMAPKIT_DISK_H
 #define BMAPKIT_DISK_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <sys/types.h>
 
+#include "bmapkit/api.h"
 #include "bmapkit/error.h"
 
 #ifdef __cplusplus
@@ -21,24 +22,6 @@ struct bk_disk_usage {
     bool holders;    /* claimed by device-mapper, md, ... */
     char what[512];  /* first use found, for messages ("/dev/sda1 on /boot") */
 };
-
-/*
- * Find the whole disk that the block device DEV belongs to: its sysfs name (DISK, e.g.
- * "sda") and whether DEV is a partition. SYSROOT prefixes /sys (NULL for "/").
- */
-int bk_disk_of_dev(const char *sysroot, dev_t dev, char *disk, size_t disk_cap, bool *is_partition,
-                   struct bk_error *err);
-
-/*
- * Check the disk named DISK and all its partitions against the mount table
- * (SYSROOT/proc/self/mountinfo), swaps and sysfs holders. Fills USAGE.
- */
-int bk_disk_usage(const char *sysroot, const char *disk, struct bk_disk_usage *usage,
-                  struct bk_error *err);
-
-/* Read a one-line sysfs attribute SYSROOT/sys/block/DISK/ATTR into BUF, trimmed. */
-int bk_disk_read_attr(const char *sysroot, const char *disk, const char *attr, char *buf,
-                      size_t cap);
 
 /* One block device as sysfs describes it, with what uses it. */
 struct bk_disk_info {
@@ -60,33 +43,27 @@ struct bk_disk_info {
     struct bk_disk_usage usage;
 };
 
-/* A list of block devices, sorted by name. */
-struct bk_disk_list {
-    size_t count;
-    struct bk_disk_info *disks;
-};
+/* A list of block devices, sorted by name (opaque). */
+struct bk_disk_list;
 
 /*
- * Describe the block device NAME (SYSROOT/sys/class/block/NAME). Fails when it has no
- * sysfs entry.
+ * All block devices under SYSROOT/sys/class/block (SYSROOT NULL for the real ones);
+ * those marked hidden only when ALL. Free with bk_disk_list_free. Returns NULL with ERR
+ * filled.
  */
-int bk_disk_info(const char *sysroot, const char *name, struct bk_disk_info *info,
-                 struct bk_error *err);
+BK_API struct bk_disk_list *bk_disk_list_scan(const char *sysroot, bool all, struct bk_error *err);
+
+/* Number of disks in LIST. */
+BK_API size_t bk_disk_list_count(const struct bk_disk_list *list);
 
 /*
- * All block devices under SYSROOT/sys/class/block; those marked hidden only when ALL.
- * Free with bk_disk_list_free.
+ * Disk I of LIST (below bk_disk_list_count). The structure belongs to the list, and
+ * fields are only ever added at its end: read it through the pointer, or copy it.
  */
-int bk_disk_list(const char *sysroot, bool all, struct bk_disk_list *list, struct bk_error *err);
+BK_API const struct bk_disk_info *bk_disk_list_get(const struct bk_disk_list *list, size_t i);
 
-void bk_disk_list_free(struct bk_disk_list *list);
-
-/*
- * Whether DISK's device node SYSROOT/dev/NAME is there to be opened: without a sysroot
- * it must be a block device whose number matches sysfs; under a sysroot (a fake tree)
- * any file will do.
- */
-bool bk_disk_node_ready(const char *sysroot, const struct bk_disk_info *disk);
+/* Free LIST (NULL is fine). */
+BK_API void bk_disk_list_free(struct bk_disk_list *list);
 
 /* U-Boot's USB mass-storage gadget (the "ums" command). */
 
@@ -94,15 +71,15 @@ bool bk_disk_node_ready(const char *sysroot, const struct bk_disk_info *disk);
  * Whether INFO is a UMS disk picked by SELECTOR: NULL or "" picks any; otherwise the
  * LUN number, the serial or the USB port path must equal SELECTOR.
  */
-bool bk_ums_matches(const struct bk_disk_info *info, const char *selector);
+BK_API bool bk_ums_matches(const struct bk_disk_info *info, const char *selector);
 
 /*
  * The whole UMS disks present now that SELECTOR picks, with a non-zero size and a device
- * node that is ready (bk_disk_node_ready), into LIST (free with bk_disk_list_free). No disk is not
- * an error: LIST is then empty.
+ * node that is there to be opened (under a SYSROOT, any file will do). No disk is not
+ * an error: the list is then empty. Free with bk_disk_list_free; NULL with ERR filled.
  */
-int bk_ums_find(const char *sysroot, const char *selector, struct bk_disk_list *list,
-                struct bk_error *err);
+BK_API struct bk_disk_list *bk_ums_find(const char *sysroot, const char *selector,
+                                        struct bk_error *err);
 
 #ifdef __cplusplus
 }

@@ -4,6 +4,8 @@
 
 #include <stddef.h>
 
+#include "bmapkit/api.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -21,10 +23,10 @@ enum bk_format {
 };
 
 /* Recognise the format from the first LEN bytes of an image (16 are enough). */
-enum bk_format bk_format_detect(const void *head, size_t len);
+BK_API enum bk_format bk_format_detect(const void *head, size_t len);
 
 /* Short name of FORMAT ("xz", "gzip", "raw"). */
-const char *bk_format_name(enum bk_format format);
+BK_API const char *bk_format_name(enum bk_format format);
 
 #ifdef __cplusplus
 }

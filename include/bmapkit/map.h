@@ -4,6 +4,7 @@
 
 #include <stdint.h>
 
+#include "bmapkit/api.h"
 #include "bmapkit/error.h"
 
 #ifdef __cplusplus
@@ -18,7 +19,7 @@ enum bk_map_method {
 };
 
 /* Name of METHOD for messages ("fiemap", "seek"). */
-const char *bk_map_method_name(enum bk_map_method method);
+BK_API const char *bk_map_method_name(enum bk_map_method method);
 
 /*
  * Called for each data area [START, END) in bytes, in ascending order, never beyond
@@ -34,16 +35,17 @@ typedef int (*bk_map_extent_fn)(void *ctx, uint64_t start, uint64_t end, struct 
  * NULL). Returns 0, or -1 with ERR filled; a method the file system does not support
  * fails with code BK_E_UNSUPPORTED.
  */
-int bk_map_file(int fd, const char *name, uint64_t size, enum bk_map_method method,
-                enum bk_map_method *used, bk_map_extent_fn fn, void *ctx, struct bk_error *err);
+BK_API int bk_map_file(int fd, const char *name, uint64_t size, enum bk_map_method method,
+                       enum bk_map_method *used, bk_map_extent_fn fn, void *ctx,
+                       struct bk_error *err);
 
 /* The FIEMAP walk alone (see bk_map_file). */
-int bk_map_fiemap(int fd, const char *name, uint64_t size, bk_map_extent_fn fn, void *ctx,
-                  struct bk_error *err);
+BK_API int bk_map_fiemap(int fd, const char *name, uint64_t size, bk_map_extent_fn fn, void *ctx,
+                         struct bk_error *err);
 
 /* The SEEK_DATA/SEEK_HOLE walk alone (see bk_map_file). */
-int bk_map_seek(int fd, const char *name, uint64_t size, bk_map_extent_fn fn, void *ctx,
-                struct bk_error *err);
+BK_API int bk_map_seek(int fd, const char *name, uint64_t size, bk_map_extent_fn fn, void *ctx,
+                       struct bk_error *err);
 
 #ifdef __cplusplus
 }

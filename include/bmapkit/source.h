@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+/* Where image bytes come from: files, standard input, and the decoders stacked on them. */
 #ifndef BMAPKIT_SOURCE_H
 #define BMAPKIT_SOURCE_H
 
@@ -6,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "bmapkit/api.h"
 #include "bmapkit/error.h"
 #include "bmapkit/format.h"
 
@@ -13,51 +15,17 @@
 extern "C" {
 #endif
 
-/* A byte area [start, end) of the image. */
-struct bk_area {
-    uint64_t start;
-    uint64_t end;
-};
+/*
+ * A source of image bytes (opaque). Every source reads sequentially; a seekable one
+ * also reads at any offset, which lets a copy skip holes without reading them.
+ */
+struct bk_source;
 
 /*
- * Where image bytes come from: a file, standard input, and later decoders and network
- * streams. Every source reads sequentially; a seekable one also reads at any offset,
- * which lets the copy skip holes without reading them.
+ * Open the file PATH as it is, or standard input when PATH is "-". A regular file is
+ * seekable; a pipe or terminal is not. Returns NULL with ERR filled.
  */
-struct bk_source {
-    const char *name; /* for messages */
-    int64_t size;     /* image bytes, or -1 when unknown (a pipe) */
-    bool seekable;
-    /* Reading decodes: the reading thread is busy, and a copy leaves it a CPU. */
-    bool decodes;
-
-    /* Read up to LEN bytes at the current position; *GOT = 0 only at the end. */
-    int (*read)(struct bk_source *src, void *buf, size_t len, size_t *got, struct bk_error *err);
-    /* Read up to LEN bytes at OFFSET (only when seekable); *GOT = 0 only past the end. */
-    int (*pread)(struct bk_source *src, void *buf, size_t len, uint64_t offset, size_t *got,
-                 struct bk_error *err);
-    void (*close)(struct bk_source *src);
-    /*
-     * Optional (may be NULL): the byte areas [start, end) that will be read with pread,
-     * ascending, before the first read, so a source that must decode can work ahead on
-     * all CPUs. COUNT areas at AREAS; the source copies what it needs to keep.
-     */
-    int (*plan)(struct bk_source *src, const struct bk_area *areas, size_t count,
-                struct bk_error *err);
-    /*
-     * Optional (may be NULL): move the sequential position LEN bytes on without handing
-     * the bytes out; *SKIPPED is less than LEN only at the end. A source that holds
-     * decoded bytes in memory drops them instead of copying them to the caller.
-     */
-    int (*skip)(struct bk_source *src, uint64_t len, uint64_t *skipped, struct bk_error *err);
-    void *priv;
-};
-
-/*
- * Open the image file PATH, or standard input when PATH is "-". A regular file is
- * seekable; a pipe or terminal is not. Returns NULL with ERR filled on failure.
- */
-struct bk_source *bk_source_open_file(const char *path, struct bk_error *err);
+BK_API struct bk_source *bk_source_open_file(const char *path, struct bk_error *err);
 
 /*
  * Open the image PATH ("-" for standard input) for copying: the format is recognised
@@ -66,22 +34,34 @@ struct bk_source *bk_source_open_file(const char *path, struct bk_error *err);
  * member) are decoded in the library (pbzip2's files of many streams on every CPU).
  * An xz file of several blocks, or a zstd file of several frames that record their
  * sizes, becomes seekable, so only the blocks or frames holding mapped data are
- * decoded.
+ * decoded. A name whose suffix promises a format the content does not have is refused.
  * *FORMAT (may be NULL) receives the outer format. Returns NULL with ERR filled.
  */
-struct bk_source *bk_source_open_image(const char *path, enum bk_format *format,
-                                       struct bk_error *err);
+BK_API struct bk_source *bk_source_open_image(const char *path, enum bk_format *format,
+                                              struct bk_error *err);
 
-/* Read exactly LEN bytes at OFFSET from a seekable source; running short is an error. */
-int bk_source_pread_full(struct bk_source *src, void *buf, size_t len, uint64_t offset,
-                         struct bk_error *err);
+/* Name of SRC for messages ("disk.img.xz", "standard input"). */
+BK_API const char *bk_source_name(const struct bk_source *src);
 
-/* Read exactly LEN bytes sequentially; running short is an error naming OFFSET. */
-int bk_source_read_full(struct bk_source *src, void *buf, size_t len, uint64_t offset,
-                        struct bk_error *err);
+/* Image bytes SRC holds, or -1 when unknown until the end (a pipe, a stream decoder). */
+BK_API int64_t bk_source_size(const struct bk_source *src);
+
+/* Whether SRC can read at any offset (bk_source_pread). */
+BK_API bool bk_source_seekable(const struct bk_source *src);
+
+/* Read up to LEN bytes at the current position; *GOT is 0 only at the end. */
+BK_API int bk_source_read(struct bk_source *src, void *buf, size_t len, size_t *got,
+                          struct bk_error *err);
+
+/*
+ * Read up to LEN bytes at OFFSET of a seekable source; *GOT is 0 only past the end.
+ * Fails with BK_E_INVALID when SRC is not seekable.
+ */
+BK_API int bk_source_pread(struct bk_source *src, void *buf, size_t len, uint64_t offset,
+                           size_t *got, struct bk_error *err);
 
 /* Close SRC and free it (NULL is fine). */
-void bk_source_close(struct bk_source *src);
+BK_API void bk_source_close(struct bk_source *src);
 
 #ifdef __cplusplus
 }

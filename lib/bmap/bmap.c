@@ -1,20 +1,51 @@
 /* SPDX-License-Identifier: MIT */
-#include "bmapkit/bmap.h"
+/* The block map in memory: ranges, their digests, and the figures of the image. */
+#include "bmap/bmap_impl.h"
 
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
-void bk_bmap_init(struct bk_bmap *bmap)
+struct bk_bmap *bk_bmap_alloc(struct bk_error *err)
 {
-    memset(bmap, 0, sizeof *bmap);
+    struct bk_bmap *b = calloc(1, sizeof *b);
+    if (!b)
+        bk_error_set(err, BK_E_NOMEM, 0, "out of memory");
+    return b;
+}
+
+struct bk_bmap *bk_bmap_new(uint64_t image_size, uint32_t block_size, enum bk_hash hash,
+                            struct bk_error *err)
+{
+    if (block_size == 0 || block_size > (1u << 30)) {
+        bk_error_set(err, BK_E_INVALID, 0, "block size %" PRIu32 " is not between 1 and 1 GiB",
+                     block_size);
+        return NULL;
+    }
+    if (hash != BK_HASH_NONE && bk_hash_size(hash) == 0) {
+        bk_error_set(err, BK_E_INVALID, 0, "unknown hash algorithm %d", (int)hash);
+        return NULL;
+    }
+    struct bk_bmap *b = bk_bmap_alloc(err);
+    if (!b)
+        return NULL;
+    b->version_major = 2;
+    b->image_size = image_size;
+    b->block_size = block_size;
+    b->blocks_count = image_size / block_size + (image_size % block_size != 0);
+    b->hash = hash;
+    b->has_file_checksum = true;
+    return b;
 }
 
 void bk_bmap_free(struct bk_bmap *bmap)
 {
+    if (!bmap)
+        return;
     free(bmap->ranges);
     free(bmap->digests);
     free(bmap->digest_present);
-    bk_bmap_init(bmap);
+    free(bmap);
 }
 
 static int bmap_grow(struct bk_bmap *bmap, struct bk_error *err)
@@ -42,8 +73,8 @@ static int bmap_grow(struct bk_bmap *bmap, struct bk_error *err)
     return 0;
 }
 
-int bk_bmap_append(struct bk_bmap *bmap, uint64_t first, uint64_t last, const uint8_t *digest,
-                   struct bk_error *err)
+int bk_bmap_add(struct bk_bmap *bmap, uint64_t first, uint64_t last, const uint8_t *digest,
+                struct bk_error *err)
 {
     if (bmap->range_count == bmap->range_capacity && bmap_grow(bmap, err) < 0)
         return -1;
@@ -59,6 +90,26 @@ int bk_bmap_append(struct bk_bmap *bmap, uint64_t first, uint64_t last, const ui
     bmap->ranges[i].last = last;
     if (digest)
         bk_bmap_set_digest(bmap, i, digest);
+    return 0;
+}
+
+int bk_bmap_append(struct bk_bmap *bmap, uint64_t first, uint64_t last, const uint8_t *digest,
+                   struct bk_error *err)
+{
+    if (first > last || last >= bmap->blocks_count)
+        return bk_error_set(err, BK_E_INVALID, 0,
+                            "range %" PRIu64 "-%" PRIu64 " is not within the %" PRIu64
+                            " blocks of the image",
+                            first, last, bmap->blocks_count);
+    if (bmap->range_count > 0 && first <= bmap->ranges[bmap->range_count - 1].last)
+        return bk_error_set(err, BK_E_INVALID, 0,
+                            "range %" PRIu64 "-%" PRIu64 " does not start after the last one",
+                            first, last);
+    if (digest && bmap->hash == BK_HASH_NONE)
+        return bk_error_set(err, BK_E_INVALID, 0, "a digest for a map without a hash algorithm");
+    if (bk_bmap_add(bmap, first, last, digest, err) < 0)
+        return -1;
+    bmap->mapped_blocks += last - first + 1;
     return 0;
 }
 
@@ -96,4 +147,52 @@ uint64_t bk_bmap_mapped_bytes(const struct bk_bmap *bmap)
     for (size_t i = 0; i < bmap->range_count; i++)
         total += bk_bmap_range_bytes(bmap, i);
     return total;
+}
+
+void bk_bmap_version(const struct bk_bmap *bmap, unsigned *major, unsigned *minor)
+{
+    if (major)
+        *major = bmap->version_major;
+    if (minor)
+        *minor = bmap->version_minor;
+}
+
+uint64_t bk_bmap_image_size(const struct bk_bmap *bmap)
+{
+    return bmap->image_size;
+}
+
+uint32_t bk_bmap_block_size(const struct bk_bmap *bmap)
+{
+    return bmap->block_size;
+}
+
+uint64_t bk_bmap_blocks_count(const struct bk_bmap *bmap)
+{
+    return bmap->blocks_count;
+}
+
+uint64_t bk_bmap_mapped_blocks(const struct bk_bmap *bmap)
+{
+    return bmap->mapped_blocks;
+}
+
+enum bk_hash bk_bmap_hash(const struct bk_bmap *bmap)
+{
+    return bmap->hash;
+}
+
+bool bk_bmap_has_file_checksum(const struct bk_bmap *bmap)
+{
+    return bmap->has_file_checksum;
+}
+
+size_t bk_bmap_range_count(const struct bk_bmap *bmap)
+{
+    return bmap->range_count;
+}
+
+struct bk_range bk_bmap_range(const struct bk_bmap *bmap, size_t i)
+{
+    return bmap->ranges[i];
 }

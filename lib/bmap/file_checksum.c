@@ -6,6 +6,7 @@
  * there, so a match across a chunk boundary is never missed.
  */
 #include "bmap/bmap_input.h"
+#include "digest/hex.h"
 
 #include <errno.h>
 #include <stdbool.h>
@@ -15,8 +16,8 @@
 
 #define CHUNK (256 * 1024)
 
-int bk_bmap_source_read(struct bk_bmap_source *src, uint64_t offset, void *buf, size_t cap,
-                        size_t *got, struct bk_error *err)
+int bk_bmap_input_read(struct bk_bmap_input *src, uint64_t offset, void *buf, size_t cap,
+                       size_t *got, struct bk_error *err)
 {
     if (src->fd < 0) {
         size_t n = 0;
@@ -41,7 +42,7 @@ int bk_bmap_source_read(struct bk_bmap_source *src, uint64_t offset, void *buf, 
     }
 }
 
-int bk_bmap_verify_file_checksum(struct bk_bmap_source *src, const char *name, enum bk_hash hash,
+int bk_bmap_verify_file_checksum(struct bk_bmap_input *src, const char *name, enum bk_hash hash,
                                  const char *expected_hex, struct bk_error *err)
 {
     size_t dsize = bk_hash_size(hash);
@@ -68,7 +69,7 @@ int bk_bmap_verify_file_checksum(struct bk_bmap_source *src, const char *name, e
     uint64_t offset = 0;
     for (;;) {
         size_t got;
-        if ((rc = bk_bmap_source_read(src, offset, buf + kept, CHUNK, &got, err)) < 0)
+        if ((rc = bk_bmap_input_read(src, offset, buf + kept, CHUNK, &got, err)) < 0)
             break;
         offset += got;
         size_t have = kept + got;

@@ -4,8 +4,9 @@
  * element text is collected into a small fixed buffer and ranges are appended as they
  * are seen, so the size of the document only shows up in the range count.
  */
-#include "bmapkit/bmap.h"
+#include "bmap/bmap_impl.h"
 #include "bmap/bmap_input.h"
+#include "digest/hex.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -322,7 +323,7 @@ static void end_range(struct parser *p, char *text)
     }
     p->mapped_sum += count;
     p->last_range_line = parser_line(p);
-    if (bk_bmap_append(b, first, last, p->range_has_digest ? p->range_digest : NULL, p->err) < 0) {
+    if (bk_bmap_add(b, first, last, p->range_has_digest ? p->range_digest : NULL, p->err) < 0) {
         p->failed = true;
         XML_StopParser(p->xp, XML_FALSE);
     }
@@ -485,16 +486,21 @@ static int parser_validate(struct parser *p)
     return 0;
 }
 
-static int parse_source(struct bk_bmap_source *src, const char *name, struct bk_bmap *bmap,
-                        struct bk_error *err)
+static struct bk_bmap *parse_source(struct bk_bmap_input *src, const char *name,
+                                    struct bk_error *err)
 {
-    bk_bmap_init(bmap);
+    struct bk_bmap *bmap = bk_bmap_alloc(err);
+    if (!bmap)
+        return NULL;
     src->name = name; /* read errors name the file too */
     struct parser p = {.name = name, .bmap = bmap, .err = err};
 
     p.xp = XML_ParserCreate(NULL);
-    if (!p.xp)
-        return bk_error_set(err, BK_E_NOMEM, 0, "%s: cannot create an XML parser", name);
+    if (!p.xp) {
+        bk_bmap_free(bmap);
+        bk_error_set(err, BK_E_NOMEM, 0, "%s: cannot create an XML parser", name);
+        return NULL;
+    }
     XML_SetUserData(p.xp, &p);
     XML_SetElementHandler(p.xp, on_start, on_end);
     XML_SetCharacterDataHandler(p.xp, on_text);
@@ -511,7 +517,7 @@ static int parse_source(struct bk_bmap_source *src, const char *name, struct bk_
             break;
         }
         size_t got;
-        if (bk_bmap_source_read(src, offset, buf, READ_CHUNK, &got, err) < 0) {
+        if (bk_bmap_input_read(src, offset, buf, READ_CHUNK, &got, err) < 0) {
             rc = -1;
             break;
         }
@@ -539,36 +545,40 @@ static int parse_source(struct bk_bmap_source *src, const char *name, struct bk_
         rc = parser_validate(&p);
     if (rc == 0 && bmap->has_file_checksum)
         rc = bk_bmap_verify_file_checksum(src, name, bmap->hash, p.file_checksum, err);
-    if (rc < 0)
+    if (rc < 0) {
         bk_bmap_free(bmap);
-    return rc;
+        return NULL;
+    }
+    return bmap;
 }
 
-int bk_bmap_parse_buffer(const void *data, size_t len, const char *name, struct bk_bmap *bmap,
-                         struct bk_error *err)
+struct bk_bmap *bk_bmap_parse_buffer(const void *data, size_t len, const char *name,
+                                     struct bk_error *err)
 {
-    struct bk_bmap_source src = {.fd = -1, .data = data, .len = len};
-    return parse_source(&src, name, bmap, err);
+    struct bk_bmap_input src = {.fd = -1, .data = data, .len = len};
+    return parse_source(&src, name, err);
 }
 
-int bk_bmap_parse_fd(int fd, const char *name, struct bk_bmap *bmap, struct bk_error *err)
+struct bk_bmap *bk_bmap_parse_fd(int fd, const char *name, struct bk_error *err)
 {
-    struct bk_bmap_source src = {.fd = fd};
-    return parse_source(&src, name, bmap, err);
+    struct bk_bmap_input src = {.fd = fd};
+    return parse_source(&src, name, err);
 }
 
-int bk_bmap_parse_file(const char *path, struct bk_bmap *bmap, struct bk_error *err)
+struct bk_bmap *bk_bmap_parse_file(const char *path, struct bk_error *err)
 {
-    bk_bmap_init(bmap);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return bk_error_set(err, BK_E_IO, errno, "cannot open bmap %s", path);
+    if (fd < 0) {
+        bk_error_set(err, BK_E_IO, errno, "cannot open bmap %s", path);
+        return NULL;
+    }
     struct stat st;
     if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
         close(fd);
-        return bk_error_set(err, BK_E_INVALID, 0, "bmap %s is a directory", path);
+        bk_error_set(err, BK_E_INVALID, 0, "bmap %s is a directory", path);
+        return NULL;
     }
-    int rc = bk_bmap_parse_fd(fd, path, bmap, err);
+    struct bk_bmap *bmap = bk_bmap_parse_fd(fd, path, err);
     close(fd);
-    return rc;
+    return bmap;
 }

@@ -4,7 +4,8 @@
  * into the hash with the checksum value as zeros, then to the sink with the digest in
  * its place. The generator is deterministic, so both passes produce the same bytes.
  */
-#include "bmapkit/bmap.h"
+#include "bmap/bmap_impl.h"
+#include "digest/hex.h"
 
 #include <errno.h>
 #include <inttypes.h>

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+/* Error values: their codes' names, setting them, and adding context. */
 #include "bmapkit/error.h"
 
 #include <stdarg.h>
@@ -12,6 +13,27 @@ static void one_line(char *s)
     for (; *s; s++)
         if ((unsigned char)*s < 0x20 || *s == 0x7f)
             *s = ' ';
+}
+
+const char *bk_code_name(enum bk_code code)
+{
+    static const char *const names[] = {
+        [BK_OK] = "ok",
+        [BK_E_IO] = "io",
+        [BK_E_FORMAT] = "format",
+        [BK_E_CHECKSUM] = "checksum",
+        [BK_E_VERIFY] = "verify",
+        [BK_E_UNSUPPORTED] = "unsupported",
+        [BK_E_INVALID] = "invalid",
+        [BK_E_NOMEM] = "nomem",
+        [BK_E_CANCELLED] = "cancelled",
+        [BK_E_REFUSED] = "refused",
+        [BK_E_IN_USE] = "in-use",
+        [BK_E_NOT_REMOVABLE] = "not-removable",
+    };
+    if ((unsigned)code < sizeof names / sizeof names[0] && names[code])
+        return names[code];
+    return "unknown";
 }
 
 void bk_error_clear(struct bk_error *err)

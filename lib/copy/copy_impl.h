@@ -1,28 +1,59 @@
 /* SPDX-License-Identifier: MIT */
-/* Internal: pieces of the copy shared between copy.c and verify_readback.c. */
-#ifndef BMAPKIT_COPY_INTERNAL_H
-#define BMAPKIT_COPY_INTERNAL_H
+/* Internal: the copy job as the pipeline, the head and read-back see it. */
+#ifndef BMAPKIT_COPY_IMPL_H
+#define BMAPKIT_COPY_IMPL_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 
+#include "bmap/bmap_impl.h"
 #include "bmapkit/copy.h"
+#include "dest/dest_impl.h"
+#include "source/source_impl.h"
 
-struct bk_interval {
-    uint64_t offset;
-    uint64_t len;
+struct bk_copy {
+    const struct bk_bmap *bmap; /* NULL: the whole image */
+    struct bk_source *src;
+    struct bk_dest *dest;
+
+    bool verify;
+    bool readback;
+    unsigned readback_retries;
+    uint64_t head_bytes;
+
+    bk_progress_fn progress;
+    void *progress_ctx;
+    bk_copy_range_fn verified;
+    void *verified_ctx;
+    bk_copy_mismatch_fn mismatch;
+    void *mismatch_ctx;
+    bk_cancel_fn cancel;
+    void *cancel_ctx;
+    atomic_int cancelled; /* bk_copy_cancel */
+
+    /* Serialises the callbacks, which may come from several threads. */
+    pthread_mutex_t cb_lock;
+    bool ran;
+    struct bk_copy_stats stats;
 };
 
-/* Refuse read-back, before anything is written, where it cannot work. */
-int bk_readback_check(const struct bk_bmap *bmap, const struct bk_dest *dest, struct bk_error *err);
+/* Whether the job was asked to stop (bk_copy_cancel or the cancellation hook). */
+bool copy_cancelled(struct bk_copy *job);
+
+/* Ranges to copy: the bmap's, or one for the whole image. */
+size_t copy_range_count(const struct bk_copy *job);
+
+/* Run the pipeline, the head and the read-back (driver.c). */
+int copy_drive(struct bk_copy *job, struct bk_error *err);
+
+/* Refuse read-back, before anything is written, where it cannot work (readback.c). */
+int copy_readback_check(const struct bk_copy *job, struct bk_error *err);
 
 /*
- * Read every range of BMAP that has a checksum back from DEST, bypassing the page
- * cache where the file system allows, and compare. A range that differs is rewritten
- * from SRC (when seekable) up to opts->readback_retries times. CB_LOCK serialises the
- * callbacks with the rest of the copy.
+ * Read every range that has a checksum back from the destination and compare. A range
+ * that differs is rewritten from the source (when seekable) up to readback_retries
+ * times.
  */
-int bk_readback(const struct bk_bmap *bmap, struct bk_source *src, struct bk_dest *dest,
-                const struct bk_copy_options *opts, struct bk_copy_stats *stats,
-                pthread_mutex_t *cb_lock, struct bk_error *err);
+int copy_readback(struct bk_copy *job, struct bk_error *err);
 
 #endif

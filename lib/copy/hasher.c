@@ -2,33 +2,39 @@
 /* The hasher stage: checks every range against its checksum as its pieces pass. */
 #include "copy/pipeline.h"
 
-#include <errno.h>
 #include <inttypes.h>
-#include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
-static const uint8_t *expected_digest(const struct pipeline *p, size_t range)
+#include "digest/hex.h"
+
+static const uint8_t *expected_digest(const struct bk_copy *job, size_t range)
 {
-    if (!p->bmap || p->opts->no_verify)
+    if (!job->bmap || !job->verify)
         return NULL;
-    return bk_bmap_digest(p->bmap, range);
+    return bk_bmap_digest(job->bmap, range);
 }
 
-/* Slots every hasher has finished. Call with the lock held. */
-uint64_t pipeline_hashed_all(const struct pipeline *p)
+static int mismatch(const struct bk_copy *job, size_t range, const uint8_t *want,
+                    const uint8_t *got, struct bk_error *err)
 {
-    uint64_t n = p->hashed[0];
-    for (unsigned h = 1; h < p->hashers; h++)
-        if (p->hashed[h] < n)
-            n = p->hashed[h];
-    return n;
+    const struct bk_bmap *b = job->bmap;
+    size_t n = bk_hash_size(b->hash);
+    char hw[2 * BK_DIGEST_MAX + 1], hg[2 * BK_DIGEST_MAX + 1];
+    bk_hex_encode(want, n, hw);
+    bk_hex_encode(got, n, hg);
+    uint64_t start = bk_bmap_range_start(b, range);
+    return bk_error_set(err, BK_E_VERIFY, 0,
+                        "%s: blocks %" PRIu64 "-%" PRIu64 " (bytes %" PRIu64 "-%" PRIu64
+                        ") do not match the bmap: %s expected %s, got %s",
+                        job->src->name, b->ranges[range].first, b->ranges[range].last, start,
+                        start + bk_bmap_range_bytes(b, range) - 1, bk_hash_name(b->hash), hw, hg);
 }
 
 static int hash_segment(struct pipeline *p, struct bk_digest *d, const struct segment *g,
                         struct bk_error *err)
 {
-    const uint8_t *want = expected_digest(p, g->range);
+    struct bk_copy *job = p->job;
+    const uint8_t *want = expected_digest(job, g->range);
     if (want && bk_digest_update(d, g->data, g->len, err) < 0)
         return -1;
     if (!g->range_end)
@@ -37,32 +43,20 @@ static int hash_segment(struct pipeline *p, struct bk_digest *d, const struct se
         uint8_t got[BK_DIGEST_MAX];
         if (bk_digest_final(d, got, err) < 0)
             return -1;
-        size_t n = bk_hash_size(p->bmap->hash);
-        if (memcmp(got, want, n) != 0) {
-            const struct bk_range *rg = &p->bmap->ranges[g->range];
-            char hw[2 * BK_DIGEST_MAX + 1], hg[2 * BK_DIGEST_MAX + 1];
-            bk_hex_encode(want, n, hw);
-            bk_hex_encode(got, n, hg);
-            return bk_error_set(err, BK_E_VERIFY, 0,
-                                "%s: blocks %" PRIu64 "-%" PRIu64 " (bytes %" PRIu64 "-%" PRIu64
-                                ") do not match the bmap: %s expected %s, got %s",
-                                p->src->name, rg->first, rg->last, rg->first * p->bmap->block_size,
-                                rg->first * p->bmap->block_size +
-                                    bk_bmap_range_bytes(p->bmap, g->range) - 1,
-                                bk_hash_name(p->bmap->hash), hw, hg);
-        }
-        if (p->opts->cb.range_verified) {
-            pthread_mutex_lock(&p->cb_lock);
-            p->opts->cb.range_verified(p->opts->cb.ctx, g->range, &p->bmap->ranges[g->range]);
-            pthread_mutex_unlock(&p->cb_lock);
+        if (memcmp(got, want, bk_hash_size(job->bmap->hash)) != 0)
+            return mismatch(job, g->range, want, got, err);
+        if (job->verified) {
+            pthread_mutex_lock(&job->cb_lock);
+            job->verified(job->verified_ctx, g->range, &job->bmap->ranges[g->range]);
+            pthread_mutex_unlock(&job->cb_lock);
         }
     }
     pthread_mutex_lock(&p->lock);
     if (want)
-        p->stats->ranges_verified++;
+        job->stats.ranges_verified++;
     else
-        p->stats->ranges_unchecked++;
-    p->concluded[g->range % p->hashers] = g->range + 1;
+        job->stats.ranges_unchecked++;
+    ring_concluded(&p->state, g->range);
     pthread_mutex_unlock(&p->lock);
     return 0;
 }
@@ -71,11 +65,12 @@ void *pipeline_hasher_main(void *arg)
 {
     struct pipeline *p = ((struct hasher_arg *)arg)->p;
     unsigned me = ((struct hasher_arg *)arg)->index;
+    const struct bk_copy *job = p->job;
     struct bk_error err;
     bk_error_clear(&err);
     struct bk_digest *d = NULL;
-    if (p->bmap && p->bmap->hash != BK_HASH_NONE && !p->opts->no_verify) {
-        d = bk_digest_new(p->bmap->hash, &err);
+    if (job->bmap && job->bmap->hash != BK_HASH_NONE && job->verify) {
+        d = bk_digest_new(job->bmap->hash, &err);
         if (!d) {
             pipeline_fail(p, &err);
             return NULL;
@@ -83,27 +78,28 @@ void *pipeline_hasher_main(void *arg)
     }
     for (;;) {
         pthread_mutex_lock(&p->lock);
-        while (!p->stop && p->hashed[me] == p->filled) {
+        while (!p->state.stop && !ring_hasher_may_hash(&p->state, me)) {
             pipeline_wake_locked(p, true);
             pthread_cond_wait(&p->to_hashers, &p->lock);
         }
-        bool stop = p->stop;
+        bool stop = p->state.stop;
+        unsigned slot = ring_slot(&p->state, p->state.hashed[me]);
+        /* Once handed on, the slot may be refilled at once: read eof before that. */
+        bool eof = p->state.meta[slot].eof;
         pthread_mutex_unlock(&p->lock);
         if (stop)
             break;
-        struct slot *s = &p->slots[p->hashed[me] % SLOT_COUNT];
+        const struct slot *s = &p->slots[slot];
         int rc = 0;
         for (size_t i = 0; i < s->nseg && rc == 0; i++)
-            if (s->seg[i].range % p->hashers == me)
+            if (s->seg[i].range % p->state.hashers == me)
                 rc = hash_segment(p, d, &s->seg[i], &err);
         if (rc < 0) {
             pipeline_fail(p, &err);
             break;
         }
-        /* Once handed on, the slot may be refilled at once: read eof before that. */
-        bool eof = s->eof;
         pthread_mutex_lock(&p->lock);
-        p->hashed[me]++;
+        ring_hashed(&p->state, me);
         pipeline_wake_locked(p, eof);
         pthread_mutex_unlock(&p->lock);
         if (eof)

@@ -1,13 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 /* The reader stage: fills slots with the mapped pieces of the image, in order. */
 #include "copy/pipeline.h"
-#include "source/source_impl.h"
 
 #include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+/* How far a stream is read past the image's end to find what is wrong with it. */
+#define DRAIN_LIMIT ((uint64_t)64 << 20)
 
 struct reader_pos {
     size_t range;    /* current range */
@@ -16,15 +18,14 @@ struct reader_pos {
     uint64_t stream; /* position of a non-seekable source */
 };
 
-static void reader_enter_range(struct pipeline *p, struct reader_pos *r)
+static void reader_enter_range(const struct bk_copy *job, struct reader_pos *r)
 {
-    if (p->bmap) {
-        const struct bk_range *rg = &p->bmap->ranges[r->range];
-        r->offset = rg->first * p->bmap->block_size;
-        r->end = r->offset + bk_bmap_range_bytes(p->bmap, r->range);
+    if (job->bmap) {
+        r->offset = bk_bmap_range_start(job->bmap, r->range);
+        r->end = r->offset + bk_bmap_range_bytes(job->bmap, r->range);
     } else {
         r->offset = 0;
-        r->end = p->src->size >= 0 ? (uint64_t)p->src->size : UINT64_MAX;
+        r->end = job->src->size >= 0 ? (uint64_t)job->src->size : UINT64_MAX;
     }
 }
 
@@ -34,8 +35,8 @@ static int reader_skip(struct pipeline *p, struct reader_pos *r, uint64_t offset
 {
     if (r->stream >= offset)
         return 0;
-    if (bk_source_skip_full(p->src, offset - r->stream, r->stream, p->scratch, SCRATCH_BYTES, err) <
-        0)
+    if (bk_source_skip_full(p->job->src, offset - r->stream, r->stream, p->scratch, SCRATCH_BYTES,
+                            err) < 0)
         return -1;
     r->stream = offset;
     return 0;
@@ -48,27 +49,58 @@ static int reader_skip(struct pipeline *p, struct reader_pos *r, uint64_t offset
  */
 static int reader_drain(struct pipeline *p, struct reader_pos *r, struct bk_error *err)
 {
-    if (reader_skip(p, r, p->bmap->image_size, err) < 0)
+    const struct bk_copy *job = p->job;
+    if (reader_skip(p, r, job->bmap->image_size, err) < 0)
         return -1;
+    /* Damage can lengthen a stream before its check fails at the end of the block:
+       read on a little, so that the decoder names the damage when that is the cause. */
+    uint64_t extra = 0;
     size_t got;
-    if (p->src->read(p->src, p->scratch, SCRATCH_BYTES, &got, err) < 0)
-        return -1;
-    if (got > 0)
+    do {
+        if (bk_source_read(job->src, p->scratch, SCRATCH_BYTES, &got, err) < 0)
+            return -1;
+        extra += got;
+    } while (got > 0 && extra < DRAIN_LIMIT);
+    if (extra > 0)
         return bk_error_set(err, BK_E_FORMAT, 0,
                             "%s: the image is longer than the %" PRIu64
                             " bytes its bmap describes: is it the right bmap?",
-                            p->src->name, p->bmap->image_size);
+                            job->src->name, job->bmap->image_size);
     return 0;
 }
 
-/* Fill one slot; returns 1 when the image is complete, 0 to go on, -1 on error. */
-static int reader_fill(struct pipeline *p, struct reader_pos *r, struct slot *s,
-                       struct bk_error *err)
+/* Read the next WANT bytes of the current range into BUF; *GOT says how many came. */
+static int reader_piece(struct pipeline *p, struct reader_pos *r, uint8_t *buf, size_t want,
+                        size_t *got, struct bk_error *err)
 {
+    const struct bk_copy *job = p->job;
+    *got = want;
+    if (job->src->seekable && job->bmap)
+        return bk_source_pread_full(job->src, buf, want, r->offset, err);
+    if (reader_skip(p, r, r->offset, err) < 0)
+        return -1;
+    int rc;
+    if (job->bmap || r->end != UINT64_MAX)
+        rc = bk_source_read_full(job->src, buf, want, r->offset, err);
+    else
+        rc = bk_source_read(job->src, buf, want, got, err);
+    if (rc == 0)
+        r->stream += *got;
+    return rc;
+}
+
+/*
+ * Fill one slot and describe it in M; returns 1 when the image is complete, 0 to go
+ * on, -1 on error.
+ */
+static int reader_fill(struct pipeline *p, struct reader_pos *r, struct slot *s,
+                       struct slot_meta *m, struct bk_error *err)
+{
+    const struct bk_copy *job = p->job;
     size_t used = 0;
     s->nseg = 0;
-    s->eof = false;
-    while (r->range < pipeline_range_count(p)) {
+    *m = (struct slot_meta){.first_range = r->range};
+    while (r->range < copy_range_count(job)) {
         if (used == SLOT_BYTES || s->nseg == SLOT_SEGMENTS)
             return 0;
         uint64_t want = r->end - r->offset;
@@ -76,40 +108,28 @@ static int reader_fill(struct pipeline *p, struct reader_pos *r, struct slot *s,
         *g = (struct segment){.offset = r->offset, .range = r->range};
         if (want > SLOT_BYTES - used)
             want = SLOT_BYTES - used;
-        size_t got = (size_t)want;
-        uint8_t *buf = s->data + used;
-        g->data = buf;
-        if (p->src->seekable && p->bmap) {
-            if (bk_source_pread_full(p->src, buf, got, r->offset, err) < 0)
-                return -1;
-        } else {
-            if (reader_skip(p, r, r->offset, err) < 0)
-                return -1;
-            if (p->bmap || r->end != UINT64_MAX) {
-                if (bk_source_read_full(p->src, buf, got, r->offset, err) < 0)
-                    return -1;
-            } else if (p->src->read(p->src, buf, got, &got, err) < 0) {
-                return -1;
-            }
-            r->stream += got;
-        }
+        size_t got;
+        g->data = s->data + used;
+        if (reader_piece(p, r, s->data + used, (size_t)want, &got, err) < 0)
+            return -1;
         used += got;
         bool at_end = r->offset + got == r->end || (got == 0 && r->end == UINT64_MAX);
         if (got > 0 || at_end) {
             g->len = (uint32_t)got;
             g->range_end = at_end;
             s->nseg++;
+            m->last_range = r->range;
         }
         r->offset += got;
         if (at_end) {
             r->range++;
-            if (r->range < pipeline_range_count(p))
-                reader_enter_range(p, r);
+            if (r->range < copy_range_count(job))
+                reader_enter_range(job, r);
         }
     }
-    if (p->bmap && !p->src->seekable && reader_drain(p, r, err) < 0)
+    if (job->bmap && !job->src->seekable && reader_drain(p, r, err) < 0)
         return -1;
-    s->eof = true;
+    m->eof = true;
     return 1;
 }
 
@@ -119,32 +139,29 @@ void *pipeline_reader_main(void *arg)
     struct bk_error err;
     bk_error_clear(&err);
     struct reader_pos r = {0};
-    if (pipeline_range_count(p) > 0)
-        reader_enter_range(p, &r);
+    if (copy_range_count(p->job) > 0)
+        reader_enter_range(p->job, &r);
 
     for (int done = 0; !done;) {
         pthread_mutex_lock(&p->lock);
-        while (!p->stop && p->filled - p->written >= SLOT_COUNT) {
+        while (!p->state.stop && !ring_reader_may_fill(&p->state)) {
             pipeline_wake_locked(p, true);
             pthread_cond_wait(&p->to_reader, &p->lock);
         }
-        bool stop = p->stop;
+        bool stop = p->state.stop;
+        unsigned slot = ring_slot(&p->state, p->state.filled);
         pthread_mutex_unlock(&p->lock);
-        if (stop)
+        if (stop || pipeline_check_cancel(p))
             break;
-        if (pipeline_cancelled(p)) {
-            bk_error_set(&err, BK_E_CANCELLED, 0, "interrupted");
-            pipeline_fail(p, &err);
-            break;
-        }
-        struct slot *s = &p->slots[p->filled % SLOT_COUNT];
-        done = reader_fill(p, &r, s, &err);
+        struct slot_meta m;
+        done = reader_fill(p, &r, &p->slots[slot], &m, &err);
         if (done < 0) {
             pipeline_fail(p, &err);
             break;
         }
+        m.empty = p->slots[slot].nseg == 0;
         pthread_mutex_lock(&p->lock);
-        p->filled++;
+        ring_filled(&p->state, &m);
         pipeline_wake_locked(p, done != 0);
         pthread_mutex_unlock(&p->lock);
     }

@@ -70,7 +70,7 @@ static int in_read(struct archive_source *s, size_t *got, struct bk_error *err)
     *got = 0;
     if (s->in_eof)
         return 0;
-    if (s->in->read(s->in, s->buf, BUF_BYTES, got, err) < 0)
+    if (bk_source_read(s->in, s->buf, BUF_BYTES, got, err) < 0)
         return -1;
     if (*got == 0)
         s->in_eof = true;
@@ -235,7 +235,7 @@ static int open_archive(struct archive_source *s, struct bk_error *err)
        other format: zip local headers start with "PK\3\4", anything else is tar. */
     while (s->first_len < 4 && !s->in_eof) {
         size_t got;
-        if (s->in->read(s->in, s->buf + s->first_len, BUF_BYTES - s->first_len, &got, err) < 0)
+        if (bk_source_read(s->in, s->buf + s->first_len, BUF_BYTES - s->first_len, &got, err) < 0)
             return -1;
         if (got == 0)
             s->in_eof = true;
@@ -290,6 +290,11 @@ static int open_archive(struct archive_source *s, struct bk_error *err)
     }
 }
 
+static const struct bk_source_ops archive_source_ops = {
+    .read = archive_source_read,
+    .close = archive_source_close,
+};
+
 struct bk_source *bk_decode_archive(struct bk_source *in, struct bk_error *err)
 {
     struct archive_source *s = calloc(1, sizeof *s);
@@ -299,7 +304,7 @@ struct bk_source *bk_decode_archive(struct bk_source *in, struct bk_error *err)
     }
     s->in = in;
     s->kind = "archive";
-    bk_source_init_decoder(&s->pub, in, archive_source_read, archive_source_close, s);
+    bk_source_init_decoder(&s->pub, in, &archive_source_ops, s);
     s->buf = malloc(BUF_BYTES);
     if (!s->buf) {
         bk_error_set(err, BK_E_NOMEM, 0, "out of memory");

@@ -56,7 +56,7 @@ static int refill(struct bzip2_source *b, struct bk_error *err)
         b->pos = 0;
     }
     size_t got = 0;
-    if (b->in->read(b->in, b->buf + b->end, IN_BYTES - b->end, &got, err) < 0) {
+    if (bk_source_read(b->in, b->buf + b->end, IN_BYTES - b->end, &got, err) < 0) {
         b->failed = true;
         b->error = *err;
         return -1;
@@ -209,6 +209,11 @@ struct bk_source *bk_decode_bzip2(struct bk_source *in, struct bk_error *err)
     return bk_decode_bzip2_at(in, 0, err);
 }
 
+static const struct bk_source_ops bzip2_ops = {
+    .read = bzip2_read,
+    .close = bzip2_close,
+};
+
 struct bk_source *bk_decode_bzip2_at(struct bk_source *in, uint64_t first, struct bk_error *err)
 {
     struct bzip2_source *b = calloc(1, sizeof *b);
@@ -227,6 +232,6 @@ struct bk_source *bk_decode_bzip2_at(struct bk_source *in, uint64_t first, struc
         free(b);
         return NULL;
     }
-    bk_source_init_decoder(&b->pub, in, bzip2_read, bzip2_close, b);
+    bk_source_init_decoder(&b->pub, in, &bzip2_ops, b);
     return &b->pub;
 }

@@ -238,44 +238,19 @@ static void workers_stop(struct bzip2_parallel *b)
     b->workers = 0;
 }
 
-/* Reads IN sequentially from where the sequential decoder took over. */
-struct tail_reader {
-    struct bk_source pub;
-    struct bk_source *in;
-    uint64_t at;
-};
-
-static int tail_read(struct bk_source *src, void *buf, size_t len, size_t *got,
-                     struct bk_error *err)
-{
-    struct tail_reader *t = src->priv;
-    if (t->in->pread(t->in, buf, len, t->at, got, err) < 0)
-        return -1;
-    t->at += *got;
-    return 0;
-}
-
-static void tail_close(struct bk_source *src)
-{
-    free(src->priv);
-}
-
 /* Go on sequentially from compressed byte AT: the parallel path is over. */
 static int sequential_start(struct bzip2_parallel *b, uint64_t at, struct bk_error *err)
 {
     workers_stop(b);
-    struct tail_reader *t = calloc(1, sizeof *t);
-    if (!t)
-        return bk_error_set(err, BK_E_NOMEM, 0, "out of memory");
-    t->in = b->in;
-    t->at = at;
-    t->pub.name = b->in->name;
-    t->pub.size = -1;
-    t->pub.read = tail_read;
-    t->pub.close = tail_close;
-    t->pub.priv = t;
-    b->sequential = bk_decode_bzip2_at(&t->pub, at, err);
-    return b->sequential ? 0 : -1;
+    struct bk_source *tail = bk_source_view(b->in, at, err);
+    if (!tail)
+        return -1;
+    b->sequential = bk_decode_bzip2_at(tail, at, err);
+    if (!b->sequential) {
+        bk_source_close(tail);
+        return -1;
+    }
+    return 0;
 }
 
 static int parallel_read(struct bk_source *src, void *buf, size_t len, size_t *got,
@@ -315,7 +290,7 @@ static int parallel_read(struct bk_source *src, void *buf, size_t len, size_t *g
             return 0;
         }
     }
-    return b->sequential->read(b->sequential, buf, len, got, err);
+    return bk_source_read(b->sequential, buf, len, got, err);
 }
 
 static void parallel_close(struct bk_source *src)
@@ -353,10 +328,15 @@ static int has_streams(struct bzip2_parallel *b, bool *several, struct bk_error 
     return 0;
 }
 
+static const struct bk_source_ops parallel_ops = {
+    .read = parallel_read,
+    .close = parallel_close,
+};
+
 struct bk_source *bk_decode_bzip2_parallel(struct bk_source *in, struct bk_error *err)
 {
     unsigned cpus = bk_cpu_count();
-    if (!in->seekable || !in->pread || in->size <= 0 || cpus < 2) {
+    if (!in->seekable || in->size <= 0 || cpus < 2) {
         bk_error_set(err, BK_E_UNSUPPORTED, 0, "%s: bzip2: not decoded in parallel", in->name);
         return NULL;
     }
@@ -383,7 +363,7 @@ struct bk_source *bk_decode_bzip2_parallel(struct bk_source *in, struct bk_error
             if (pthread_create(&b->threads[b->workers], NULL, worker_main, b) != 0)
                 break;
         if (b->workers > 0) {
-            bk_source_init_decoder(&b->pub, in, parallel_read, parallel_close, b);
+            bk_source_init_decoder(&b->pub, in, &parallel_ops, b);
             return &b->pub;
         }
         bk_error_set(err, BK_E_UNSUPPORTED, 0, "%s: bzip2: no decoding threads", in->name);

@@ -21,22 +21,15 @@
 #define BMAPKIT_DECODE_H
 
 #include "bmapkit/format.h"
-#include "bmapkit/source.h"
+#include "common/util.h"
+#include "source/source_impl.h"
 
 /*
  * Fill PUB, a decoder's public half, for reading the image decoded from IN: named
  * after IN, of unknown size, sequential, decoding on the thread that reads it.
  */
 void bk_source_init_decoder(struct bk_source *pub, const struct bk_source *in,
-                            int (*read)(struct bk_source *src, void *buf, size_t len, size_t *got,
-                                        struct bk_error *err),
-                            void (*close)(struct bk_source *src), void *priv);
-
-/* The little-endian 32-bit number at P (zstd and lz4 store theirs so). */
-static inline uint32_t bk_load_le32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
+                            const struct bk_source_ops *ops, void *priv);
 
 struct bk_source *bk_decode_gzip(struct bk_source *in, struct bk_error *err);
 struct bk_source *bk_decode_bzip2(struct bk_source *in, struct bk_error *err);
@@ -78,7 +71,36 @@ struct bk_source *bk_decode_xz_indexed(struct bk_source *in, struct bk_error *er
  */
 struct bk_source *bk_decode_zstd_indexed(struct bk_source *in, struct bk_error *err);
 
-/* Decoder for FORMAT (not RAW, not archives); NULL with ERR when none. */
-struct bk_source *bk_decode_for(enum bk_format format, struct bk_source *in, struct bk_error *err);
+/* A decoder's constructor: takes IN on success; on failure IN stays the caller's. */
+typedef struct bk_source *(*bk_decode_fn)(struct bk_source *in, struct bk_error *err);
+
+#define BK_DECODER_SUFFIXES 4
+
+/* One format of the registry (registry.c). */
+struct bk_decoder {
+    enum bk_format format;
+    const char *name;                          /* "xz", also in messages */
+    const char *suffixes[BK_DECODER_SUFFIXES]; /* file name endings that promise it */
+    bk_decode_fn stream;                       /* decodes any source, in order */
+    /* Optional: random access into a seekable file, or BK_E_UNSUPPORTED for this file. */
+    bk_decode_fn indexed;
+    /* Optional: the stream decoded on every CPU, or BK_E_UNSUPPORTED for this file. */
+    bk_decode_fn parallel;
+};
+
+/* The registry's entry for FORMAT, or NULL (raw). */
+const struct bk_decoder *bk_decoder_for(enum bk_format format);
+
+/* The format a file name's suffix promises, or BK_FORMAT_RAW. */
+enum bk_format bk_format_of_name(const char *name);
+
+/*
+ * Stack on RAW (taking it in any case) the decoders its first bytes call for, and a tar
+ * or zip reader when an archive is inside. NAME_HINT, when not NULL, is a file name
+ * whose suffix must agree with the content. *FORMAT (may be NULL) receives the outer
+ * format. Returns the image source, or NULL with ERR filled.
+ */
+struct bk_source *bk_decode_stack(struct bk_source *raw, const char *name_hint,
+                                  enum bk_format *format, struct bk_error *err);
 
 #endif

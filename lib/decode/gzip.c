@@ -67,7 +67,7 @@ static int refill(struct gzip_source *g, struct bk_error *err)
         g->pos = 0;
     }
     size_t got = 0;
-    if (g->in->read(g->in, g->buf + g->end, IN_BYTES - g->end, &got, err) < 0) {
+    if (bk_source_read(g->in, g->buf + g->end, IN_BYTES - g->end, &got, err) < 0) {
         g->failed = true;
         g->error = *err;
         return -1;
@@ -213,6 +213,11 @@ static void gzip_close(struct bk_source *src)
     free(g);
 }
 
+static const struct bk_source_ops gzip_ops = {
+    .read = gzip_read,
+    .close = gzip_close,
+};
+
 struct bk_source *bk_decode_gzip(struct bk_source *in, struct bk_error *err)
 {
     struct gzip_source *g = calloc(1, sizeof *g);
@@ -229,6 +234,6 @@ struct bk_source *bk_decode_gzip(struct bk_source *in, struct bk_error *err)
     /* Parse each member's header and check its CRC32 and ISIZE trailer. */
     g->state.crc_flag = ISAL_GZIP;
     g->member_start = true;
-    bk_source_init_decoder(&g->pub, in, gzip_read, gzip_close, g);
+    bk_source_init_decoder(&g->pub, in, &gzip_ops, g);
     return &g->pub;
 }

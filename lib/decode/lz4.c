@@ -78,7 +78,7 @@ static int refill(struct lz4_source *l, struct bk_error *err)
         l->pos = 0;
     }
     size_t got = 0;
-    if (l->in->read(l->in, l->buf + l->end, IN_BYTES - l->end, &got, err) < 0) {
+    if (bk_source_read(l->in, l->buf + l->end, IN_BYTES - l->end, &got, err) < 0) {
         l->failed = true;
         l->error = *err;
         return -1;
@@ -257,6 +257,11 @@ static void lz4_close(struct bk_source *src)
     free(l);
 }
 
+static const struct bk_source_ops lz4_ops = {
+    .read = lz4_read,
+    .close = lz4_close,
+};
+
 struct bk_source *bk_decode_lz4(struct bk_source *in, struct bk_error *err)
 {
     struct lz4_source *l = calloc(1, sizeof *l);
@@ -277,6 +282,6 @@ struct bk_source *bk_decode_lz4(struct bk_source *in, struct bk_error *err)
     l->dctx = dctx;
     l->xxh = xxh;
     l->between_frames = true;
-    bk_source_init_decoder(&l->pub, in, lz4_read, lz4_close, l);
+    bk_source_init_decoder(&l->pub, in, &lz4_ops, l);
     return &l->pub;
 }

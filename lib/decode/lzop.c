@@ -126,7 +126,7 @@ static int fill(struct lzop_source *z, size_t n, struct bk_error *err)
         if (z->in_eof)
             return 1;
         size_t got;
-        if (z->in->read(z->in, z->ibuf + z->ilen, z->icap - z->ilen, &got, err) < 0)
+        if (bk_source_read(z->in, z->ibuf + z->ilen, z->icap - z->ilen, &got, err) < 0)
             return -1;
         if (got == 0)
             z->in_eof = true;
@@ -429,6 +429,11 @@ static void lzop_close(struct bk_source *src)
     free(z);
 }
 
+static const struct bk_source_ops lzop_ops = {
+    .read = lzop_read,
+    .close = lzop_close,
+};
+
 struct bk_source *bk_decode_lzop(struct bk_source *in, struct bk_error *err)
 {
     if (lzo_init() != LZO_E_OK) {
@@ -448,6 +453,6 @@ struct bk_source *bk_decode_lzop(struct bk_source *in, struct bk_error *err)
     z->ibuf = ibuf;
     z->icap = INPUT_START;
     z->state = IN_HEADER;
-    bk_source_init_decoder(&z->pub, in, lzop_read, lzop_close, z);
+    bk_source_init_decoder(&z->pub, in, &lzop_ops, z);
     return &z->pub;
 }

@@ -67,7 +67,7 @@ static int refill(struct xz_source *x, struct bk_error *err)
     memmove(x->buf, x->strm.next_in, keep);
     x->strm.next_in = x->buf;
     size_t got = 0;
-    if (x->in->read(x->in, x->buf + keep, IN_BYTES - keep, &got, err) < 0)
+    if (bk_source_read(x->in, x->buf + keep, IN_BYTES - keep, &got, err) < 0)
         return -1;
     if (got == 0)
         x->in_end = true;
@@ -217,6 +217,11 @@ static void xz_close(struct bk_source *src)
     free(x);
 }
 
+static const struct bk_source_ops xz_ops = {
+    .read = xz_read,
+    .close = xz_close,
+};
+
 struct bk_source *bk_decode_xz(struct bk_source *in, struct bk_error *err)
 {
     struct xz_source *x = calloc(1, sizeof *x);
@@ -239,6 +244,6 @@ struct bk_source *bk_decode_xz(struct bk_source *in, struct bk_error *err)
         free(x);
         return NULL;
     }
-    bk_source_init_decoder(&x->pub, in, xz_read, xz_close, x);
+    bk_source_init_decoder(&x->pub, in, &xz_ops, x);
     return &x->pub;
 }

@@ -69,7 +69,7 @@ static int refill(struct zstd_source *z, struct bk_error *err)
         z->pos = 0;
     }
     size_t got = 0;
-    if (z->in->read(z->in, z->buf + z->end, IN_BYTES - z->end, &got, err) < 0) {
+    if (bk_source_read(z->in, z->buf + z->end, IN_BYTES - z->end, &got, err) < 0) {
         z->failed = true;
         z->error = *err;
         return -1;
@@ -194,6 +194,11 @@ static void zstd_close(struct bk_source *src)
     free(z);
 }
 
+static const struct bk_source_ops zstd_ops = {
+    .read = zstd_read,
+    .close = zstd_close,
+};
+
 struct bk_source *bk_decode_zstd(struct bk_source *in, struct bk_error *err)
 {
     struct zstd_source *z = calloc(1, sizeof *z);
@@ -219,6 +224,6 @@ struct bk_source *bk_decode_zstd(struct bk_source *in, struct bk_error *err)
     z->buf = buf;
     z->dctx = dctx;
     z->between_frames = true;
-    bk_source_init_decoder(&z->pub, in, zstd_read, zstd_close, z);
+    bk_source_init_decoder(&z->pub, in, &zstd_ops, z);
     return &z->pub;
 }

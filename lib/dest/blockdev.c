@@ -1,163 +1,131 @@
 /* SPDX-License-Identifier: MIT */
-/* Block device destinations: identity, in-use checks, capacity, and I/O tuning. */
-#include "bmapkit/disk.h"
-#include "dest/dest_impl.h"
+/* Block devices: identity, in-use checks, capacity, I/O tuning, discard and zero-out. */
+#include "dest/fd_dest.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <limits.h>
-#include <stdarg.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <unistd.h>
 
-#include <linux/fs.h>
-
-static void warn(struct bk_dest *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void warn(struct bk_dest *d, const char *fmt, ...)
+static int blockdev_zero(struct bk_dest *d, uint64_t offset, uint64_t len, struct bk_error *err)
 {
-    if (!d->warn)
-        return;
-    char msg[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    d->warn(d->warn_ctx, msg);
+    const struct fd_dest *f = d->priv;
+    /* The ioctl takes whole 512-byte sectors; anything else is written as zeros. */
+    if (offset % 512 || len % 512)
+        return bk_error_set(err, BK_E_UNSUPPORTED, 0, "%s: zeroing a partial sector", d->name);
+    return bk_blockdev_zeroout(f->fd, d->name, offset, len, err);
 }
 
-int bk_dest_open_blockdev(struct bk_dest *d, const struct stat *st, uint64_t image_size,
-                          const struct bk_dest_options *o, struct bk_error *err)
+static int blockdev_discard(struct bk_dest *d, uint64_t offset, uint64_t len, struct bk_error *err)
 {
-    d->kind = BK_DEST_BLOCKDEV;
-    char disk[256];
-    bool is_partition = false;
-    if (bk_disk_of_dev(o->sysroot, st->st_rdev, disk, sizeof disk, &is_partition, err) < 0)
-        return bk_error_prefix(err, "destination %s", d->path);
-    d->disk = strdup(disk);
-    if (!d->disk)
-        return bk_error_set(err, BK_E_NOMEM, 0, "out of memory");
+    const struct fd_dest *f = d->priv;
+    return bk_blockdev_discard(f->fd, d->name, offset, len, err);
+}
 
-    if (o->removable_only) {
-        char removable[16] = "";
-        if (is_partition)
-            return bk_error_set(err, BK_E_REFUSED, 0,
-                                "destination %s is a partition of %s, but --removable-device "
-                                "accepts only a whole disk",
-                                d->path, disk);
-        if (bk_disk_read_attr(o->sysroot, disk, "removable", removable, sizeof removable) < 0 ||
-            strcmp(removable, "1") != 0)
-            return bk_error_set(err, BK_E_REFUSED, 0,
-                                "destination %s (%s) is not a removable disk, but "
-                                "--removable-device was given",
-                                d->path, disk);
-    }
+static void blockdev_start_writeback(struct bk_dest *d)
+{
+    const struct fd_dest *f = d->priv;
+    sync_file_range(f->fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+}
 
-    struct bk_disk_usage usage;
-    if (bk_disk_usage(o->sysroot, disk, &usage, err) < 0)
-        return bk_error_prefix(err, "destination %s", d->path);
-    if ((usage.mounted || usage.swap || usage.holders) && !o->force)
-        return bk_error_set(err, BK_E_REFUSED, 0,
-                            "refusing to write to %s: %s (stop using it first, or use --force "
-                            "if you really mean to overwrite it)",
-                            d->path, usage.what);
+static const struct bk_dest_ops blockdev_ops = {
+    .kind = "block device",
+    .write = fd_dest_write,
+    .read = fd_dest_read,
+    .flush = fd_dest_flush,
+    .zero = blockdev_zero,
+    .discard = blockdev_discard,
+    .start_writeback = blockdev_start_writeback,
+    .close = fd_dest_close,
+};
 
-    /* O_EXCL on a block device fails while the kernel has it claimed (mounted, ...). */
-    d->fd = open(d->path, O_WRONLY | O_EXCL | O_CLOEXEC);
-    if (d->fd < 0) {
-        if (errno == EBUSY)
-            return bk_error_set(err, BK_E_REFUSED, errno,
-                                "cannot open %s exclusively: it is mounted or in use", d->path);
-        return bk_error_set(err, BK_E_IO, errno, "cannot open destination %s", d->path);
-    }
-    uint64_t size = 0;
-    if (ioctl(d->fd, BLKGETSIZE64, &size) < 0)
-        return bk_error_set(err, BK_E_IO, errno, "cannot get the size of %s", d->path);
-    d->size = size;
-    if (size < image_size)
-        return bk_error_set(err, BK_E_REFUSED, 0,
-                            "destination %s is too small: %" PRIu64
-                            " bytes, the image needs %" PRIu64 "; nothing was written",
-                            d->path, size, image_size);
+/* A whole disk with its removable flag set, when only such a disk may be written. */
+static int check_removable(const char *path, const char *disk, bool is_partition,
+                           const struct bk_dest_options *o, struct bk_error *err)
+{
+    char removable[16] = "";
+    if (is_partition)
+        return bk_error_set(err, BK_E_NOT_REMOVABLE, 0,
+                            "destination %s is a partition of %s, not a whole removable disk", path,
+                            disk);
+    if (bk_disk_read_attr(o->sysroot, disk, "removable", removable, sizeof removable) < 0 ||
+        strcmp(removable, "1") != 0)
+        return bk_error_set(err, BK_E_NOT_REMOVABLE, 0,
+                            "destination %s (%s) is not a removable disk", path, disk);
     return 0;
 }
 
-static char *sysfs_path(const struct bk_dest *d, const char *attr)
+/* The checks that need no descriptor: which disk, removable, in use. */
+static int check_disk(struct bk_dest *d, dev_t rdev, const struct bk_dest_options *o,
+                      struct bk_error *err)
 {
-    char *p = NULL;
-    if (asprintf(&p, "%s/sys/class/block/%s/%s", d->sysroot ? d->sysroot : "", d->disk, attr) < 0)
-        return NULL;
-    return p;
-}
-
-static int write_attr(const char *path, const char *value)
-{
-    int fd = open(path, O_WRONLY | O_CLOEXEC);
-    if (fd < 0)
+    struct fd_dest *f = d->priv;
+    char disk[256];
+    bool is_partition = false;
+    if (bk_disk_of_dev(o->sysroot, rdev, disk, sizeof disk, &is_partition, err) < 0)
+        return bk_error_prefix(err, "destination %s", d->name);
+    f->disk = strdup(disk);
+    f->sysroot = o->sysroot ? strdup(o->sysroot) : NULL;
+    if (!f->disk || (o->sysroot && !f->sysroot))
+        return bk_error_set(err, BK_E_NOMEM, 0, "out of memory");
+    if (o->removable_only && check_removable(d->name, disk, is_partition, o, err) < 0)
         return -1;
-    ssize_t n = write(fd, value, strlen(value));
-    int e = errno;
-    close(fd);
-    errno = e;
-    return n < 0 ? -1 : 0;
+    struct bk_disk_usage usage;
+    if (bk_disk_usage(o->sysroot, disk, &usage, err) < 0)
+        return bk_error_prefix(err, "destination %s", d->name);
+    if ((usage.mounted || usage.swap || usage.holders) && !o->force)
+        return bk_error_set(err, BK_E_IN_USE, 0, "refusing to write to %s: %s", d->name,
+                            usage.what);
+    return 0;
 }
 
-/* Set sysfs attribute ATTR to VALUE; remember the old value in *SAVED. */
-static void tune_attr(struct bk_dest *d, const char *attr, const char *value, char **saved)
+/* O_EXCL on a block device fails while the kernel has it claimed (mounted, ...). */
+static int open_exclusive(struct bk_dest *d, uint64_t image_size, struct bk_error *err)
 {
-    char *path = sysfs_path(d, attr);
-    char old[256];
-    if (!path)
-        return;
-    if (bk_disk_read_attr(d->sysroot, d->disk, attr, old, sizeof old) < 0) {
-        free(path);
-        return;
+    struct fd_dest *f = d->priv;
+    f->fd = open(d->name, O_WRONLY | O_EXCL | O_CLOEXEC);
+    if (f->fd < 0) {
+        /* Claimed by the kernel: no option can override that. */
+        if (errno == EBUSY)
+            return bk_error_set(err, BK_E_REFUSED, errno,
+                                "cannot open %s exclusively: it is mounted or in use", d->name);
+        return bk_error_set(err, BK_E_IO, errno, "cannot open destination %s", d->name);
     }
-    /* The scheduler list marks the active one in brackets: "mq-deadline [none]". */
-    char *open_br = strchr(old, '['), *close_br = open_br ? strchr(open_br, ']') : NULL;
-    const char *current = old;
-    if (open_br && close_br) {
-        *close_br = '\0';
-        current = open_br + 1;
-    }
-    if (strcmp(current, value) == 0) {
-        free(path);
-        return;
-    }
-    if (write_attr(path, value) < 0) {
-        warn(d, "cannot set %s of %s to %s: %s", attr, d->disk, value, strerror(errno));
-    } else {
-        *saved = strdup(current);
-    }
-    free(path);
+    if (bk_blockdev_size(f->fd, d->name, &d->size, err) < 0)
+        return -1;
+    if (d->size < image_size)
+        return bk_error_set(err, BK_E_REFUSED, 0,
+                            "destination %s is too small: %" PRIu64
+                            " bytes, the image needs %" PRIu64 "; nothing was written",
+                            d->name, d->size, image_size);
+    return 0;
 }
 
-void bk_dest_tune(struct bk_dest *d)
+struct bk_dest *bk_dest_open_blockdev(const char *path, dev_t rdev, uint64_t image_size,
+                                      const struct bk_dest_options *o, struct bk_error *err)
 {
-    if (d->kind != BK_DEST_BLOCKDEV || !d->disk)
-        return;
-    /* Keep the page cache from filling with dirty pages of a slow USB disk, and let the
-       requests go out in our (ascending) order. */
-    tune_attr(d, "bdi/max_ratio", "1", &d->saved_max_ratio);
-    tune_attr(d, "queue/scheduler", "none", &d->saved_scheduler);
-}
-
-void bk_dest_restore_tuning(struct bk_dest *d)
-{
-    char *saved[2] = {d->saved_max_ratio, d->saved_scheduler};
-    const char *attrs[2] = {"bdi/max_ratio", "queue/scheduler"};
-    for (int i = 0; i < 2; i++) {
-        if (!saved[i])
-            continue;
-        char *path = sysfs_path(d, attrs[i]);
-        if (!path || write_attr(path, saved[i]) < 0)
-            warn(d, "cannot restore %s of %s to %s", attrs[i], d->disk, saved[i]);
-        free(path);
-        free(saved[i]);
+    struct bk_dest *d = bk_dest_new(&blockdev_ops, path, err);
+    if (!d)
+        return NULL;
+    /* The descriptor is opened after the checks: -1 until then. */
+    if (fd_dest_attach(d, -1, err) < 0 || check_disk(d, rdev, o, err) < 0 ||
+        open_exclusive(d, image_size, err) < 0) {
+        bk_dest_close(d);
+        return NULL;
     }
-    d->saved_max_ratio = d->saved_scheduler = NULL;
+    struct fd_dest *f = d->priv;
+    d->caps = BK_DEST_CAN_READ | BK_DEST_IS_DISK | BK_DEST_CAN_ZERO;
+    if (bk_blockdev_can_discard(o->sysroot, f->disk))
+        d->caps |= BK_DEST_CAN_DISCARD;
+    if (bk_blockdev_discard_zeroes(o->sysroot, f->disk))
+        d->caps |= BK_DEST_DISCARD_ZEROES;
+    fd_dest_open_direct(d);
+    if (!o->no_tune && bk_tuning_apply(&f->tuning, o->sysroot, f->disk, o->warn, o->warn_ctx) < 0) {
+        bk_error_set(err, BK_E_NOMEM, 0, "out of memory");
+        bk_dest_close(d);
+        return NULL;
+    }
+    return d;
 }

@@ -1,19 +1,20 @@
 /* SPDX-License-Identifier: MIT */
-/* Destinations: the safety checks before anything is opened for writing, and the I/O. */
-#include "bmapkit/dest.h"
+/*
+ * Destinations: the safety checks before anything is opened for writing, the choice of
+ * implementation, and the calls every destination answers through its table.
+ */
+#include "dest/dest_impl.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <libgen.h>
 #include <limits.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
-#include "dest/dest_impl.h"
+#include "common/options.h"
+#include "common/util.h"
 
 /* A path that names a device node directory: there a missing node is a typo, not a file. */
 static bool in_device_directory(const char *path)
@@ -31,130 +32,161 @@ static bool in_device_directory(const char *path)
     return dev;
 }
 
-static struct bk_dest *dest_new(const char *path, const struct bk_dest_options *o,
-                                struct bk_error *err)
+struct bk_dest *bk_dest_new(const struct bk_dest_ops *ops, const char *name, struct bk_error *err)
 {
     struct bk_dest *d = calloc(1, sizeof *d);
     if (d) {
-        d->fd = -1;
-        d->path = strdup(path);
-        d->sysroot = o->sysroot ? strdup(o->sysroot) : NULL;
-        d->warn = o->warn;
-        d->warn_ctx = o->warn_ctx;
+        d->ops = ops;
+        d->name = strdup(name);
     }
-    if (!d || !d->path || (o->sysroot && !d->sysroot)) {
-        bk_dest_close(d);
+    if (!d || !d->name) {
+        free(d);
         bk_error_set(err, BK_E_NOMEM, 0, "out of memory");
         return NULL;
     }
     return d;
 }
 
-static int open_file(struct bk_dest *d, uint64_t image_size, struct bk_error *err)
+/* What kind of file PATH is, refusing what cannot be a destination. */
+static int check_path(const char *path, const struct bk_dest_options *o, struct stat *st,
+                      bool *exists, struct bk_error *err)
 {
-    d->kind = BK_DEST_FILE;
-    d->fd = open(d->path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
-    if (d->fd < 0)
-        return bk_error_set(err, BK_E_IO, errno, "cannot create destination %s", d->path);
-    /* Sizing the file first leaves every block we do not write as a hole. */
-    if (ftruncate(d->fd, (off_t)image_size) < 0)
-        return bk_error_set(err, BK_E_IO, errno, "cannot set the size of %s to %" PRIu64, d->path,
-                            image_size);
-    d->size = image_size;
+    *exists = stat(path, st) == 0;
+    if (!*exists && errno != ENOENT)
+        return bk_error_set(err, BK_E_IO, errno, "cannot access destination %s", path);
+    if (!*exists && in_device_directory(path))
+        return bk_error_set(err, BK_E_REFUSED, 0,
+                            "destination %s does not exist; refusing to create a regular file in "
+                            "a device directory (is the device plugged in, is the name right?)",
+                            path);
+    if (o->removable_only && (!*exists || !S_ISBLK(st->st_mode)))
+        return bk_error_set(err, BK_E_NOT_REMOVABLE, 0,
+                            "destination %s is not a block device, so not a removable disk", path);
+    if (*exists && S_ISDIR(st->st_mode))
+        return bk_error_set(err, BK_E_INVALID, 0, "destination %s is a directory", path);
+    if (*exists && !S_ISREG(st->st_mode) && !S_ISBLK(st->st_mode) && !S_ISCHR(st->st_mode))
+        return bk_error_set(err, BK_E_INVALID, 0, "destination %s is neither a file nor a device",
+                            path);
     return 0;
 }
 
 struct bk_dest *bk_dest_open(const char *path, uint64_t image_size,
                              const struct bk_dest_options *opts, struct bk_error *err)
 {
-    struct bk_dest_options none = {0};
-    const struct bk_dest_options *o = opts ? opts : &none;
+    struct bk_dest_options o;
+    if (bk_options_take(&o, sizeof o, opts, "destination options", err) < 0)
+        return NULL;
     struct stat st;
-    bool exists = stat(path, &st) == 0;
-    if (!exists && errno != ENOENT) {
-        bk_error_set(err, BK_E_IO, errno, "cannot access destination %s", path);
+    bool exists;
+    if (check_path(path, &o, &st, &exists, err) < 0)
         return NULL;
-    }
-    if (!exists && in_device_directory(path)) {
-        bk_error_set(err, BK_E_REFUSED, 0,
-                     "destination %s does not exist; refusing to create a regular file in a "
-                     "device directory (is the device plugged in, is the name right?)",
-                     path);
-        return NULL;
-    }
-    if (o->removable_only && (!exists || !S_ISBLK(st.st_mode))) {
-        bk_error_set(err, BK_E_REFUSED, 0,
-                     "destination %s is not a block device, but --removable-device was given",
-                     path);
-        return NULL;
-    }
+    if (exists && S_ISBLK(st.st_mode))
+        return bk_dest_open_blockdev(path, st.st_rdev, image_size, &o, err);
+    if (exists && S_ISCHR(st.st_mode))
+        return bk_dest_open_chardev(path, err);
+    return bk_dest_open_file(path, image_size, err);
+}
 
-    struct bk_dest *d = dest_new(path, o, err);
-    if (!d)
-        return NULL;
-    int rc;
-    if (exists && S_ISBLK(st.st_mode)) {
-        rc = bk_dest_open_blockdev(d, &st, image_size, o, err);
-    } else if (exists && S_ISCHR(st.st_mode)) {
-        d->kind = BK_DEST_CHARDEV;
-        d->size = UINT64_MAX;
-        d->fd = open(path, O_WRONLY | O_CLOEXEC);
-        rc = d->fd < 0 ? bk_error_set(err, BK_E_IO, errno, "cannot open %s", path) : 0;
-    } else if (exists && S_ISDIR(st.st_mode)) {
-        rc = bk_error_set(err, BK_E_INVALID, 0, "destination %s is a directory", path);
-    } else if (exists && !S_ISREG(st.st_mode)) {
-        rc = bk_error_set(err, BK_E_INVALID, 0, "destination %s is neither a file nor a device",
-                          path);
-    } else {
-        rc = open_file(d, image_size, err);
-    }
-    if (rc < 0) {
-        bk_dest_close(d);
-        return NULL;
-    }
-    return d;
+const char *bk_dest_name(const struct bk_dest *d)
+{
+    return d->name;
+}
+
+const char *bk_dest_kind(const struct bk_dest *d)
+{
+    return d->ops->kind;
+}
+
+uint64_t bk_dest_size(const struct bk_dest *d)
+{
+    return d->size;
+}
+
+unsigned bk_dest_capabilities(const struct bk_dest *d)
+{
+    return d->caps;
 }
 
 int bk_dest_write(struct bk_dest *d, const void *buf, size_t len, uint64_t offset,
                   struct bk_error *err)
 {
-    const uint8_t *p = buf;
-    while (len > 0) {
-        ssize_t n = pwrite(d->fd, p, len, (off_t)offset);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return bk_error_set(err, BK_E_IO, errno, "%s: write failed at byte %" PRIu64, d->path,
-                                offset);
-        }
-        if (n == 0)
-            return bk_error_set(err, BK_E_IO, ENOSPC, "%s: write failed at byte %" PRIu64, d->path,
-                                offset);
-        p += n;
-        len -= (size_t)n;
-        offset += (uint64_t)n;
-    }
-    return 0;
+    return d->ops->write(d, buf, len, offset, err);
+}
+
+int bk_dest_read(struct bk_dest *d, void *buf, size_t len, uint64_t offset, size_t *got,
+                 struct bk_error *err)
+{
+    *got = 0;
+    if (!d->ops->read || !(d->caps & BK_DEST_CAN_READ))
+        return bk_error_set(err, BK_E_UNSUPPORTED, 0, "%s (a %s) cannot be read back", d->name,
+                            d->ops->kind);
+    return d->ops->read(d, buf, len, offset, got, err);
 }
 
 int bk_dest_flush(struct bk_dest *d, struct bk_error *err)
 {
-    if (d->kind == BK_DEST_CHARDEV)
-        return 0;
-    if (fdatasync(d->fd) < 0)
-        return bk_error_set(err, BK_E_IO, errno, "%s: flushing written data failed", d->path);
-    return 0;
+    return d->ops->flush(d, err);
+}
+
+/* Zeroing by writing zeros, for destinations that have no faster way. */
+static int write_zeros(struct bk_dest *d, uint64_t offset, uint64_t len, struct bk_error *err)
+{
+    enum { CHUNK = 1 << 20 };
+    void *zeros = calloc(1, CHUNK);
+    if (!zeros)
+        return bk_error_set(err, BK_E_NOMEM, 0, "out of memory");
+    int rc = 0;
+    while (len > 0 && rc == 0) {
+        size_t n = (size_t)bk_min_u64(len, CHUNK);
+        rc = d->ops->write(d, zeros, n, offset, err);
+        offset += n;
+        len -= n;
+    }
+    free(zeros);
+    return rc;
+}
+
+int bk_dest_zero(struct bk_dest *d, uint64_t offset, uint64_t len, struct bk_error *err)
+{
+    if (d->ops->zero && (d->caps & BK_DEST_CAN_ZERO)) {
+        struct bk_error e;
+        bk_error_clear(&e);
+        if (d->ops->zero(d, offset, len, &e) == 0)
+            return 0;
+        if (e.code != BK_E_UNSUPPORTED) {
+            if (err)
+                *err = e;
+            return -1;
+        }
+    }
+    return write_zeros(d, offset, len, err);
+}
+
+int bk_dest_discard(struct bk_dest *d, uint64_t offset, uint64_t len, struct bk_error *err)
+{
+    if (!d->ops->discard || !(d->caps & BK_DEST_CAN_DISCARD))
+        return bk_error_set(err, BK_E_UNSUPPORTED, 0, "%s (a %s) cannot discard", d->name,
+                            d->ops->kind);
+    return d->ops->discard(d, offset, len, err);
+}
+
+int bk_dest_set_size(struct bk_dest *d, uint64_t size, struct bk_error *err)
+{
+    return d->ops->set_size ? d->ops->set_size(d, size, err) : 0;
+}
+
+void bk_dest_start_writeback(struct bk_dest *d)
+{
+    if (d->ops->start_writeback)
+        d->ops->start_writeback(d);
 }
 
 void bk_dest_close(struct bk_dest *d)
 {
     if (!d)
         return;
-    bk_dest_restore_tuning(d);
-    if (d->fd >= 0)
-        close(d->fd);
-    free(d->path);
-    free(d->disk);
-    free(d->sysroot);
+    if (d->priv && d->ops->close)
+        d->ops->close(d);
+    free(d->name);
     free(d);
 }

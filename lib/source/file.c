@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+/* Files and standard input as sources. */
 #include "source/source_impl.h"
 
 #include <errno.h>
@@ -58,6 +59,12 @@ static void file_close(struct bk_source *src)
     free(f);
 }
 
+static const struct bk_source_ops file_ops = {
+    .read = file_read,
+    .pread = file_pread,
+    .close = file_close,
+};
+
 struct bk_source *bk_source_open_file(const char *path, struct bk_error *err)
 {
     bool is_stdin = strcmp(path, "-") == 0;
@@ -90,84 +97,15 @@ struct bk_source *bk_source_open_file(const char *path, struct bk_error *err)
     f->own_fd = !is_stdin;
     f->pub.name = f->name;
     f->pub.priv = f;
-    f->pub.read = file_read;
-    f->pub.close = file_close;
+    f->pub.ops = &file_ops;
     /* Standard input redirected from a regular file is as good as the file itself. */
     if (S_ISREG(st.st_mode) && lseek(fd, 0, SEEK_CUR) == 0) {
         f->pub.seekable = true;
         f->pub.size = st.st_size;
-        f->pub.pread = file_pread;
     } else {
         f->pub.size = -1;
     }
     if (f->pub.seekable)
         posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
     return &f->pub;
-}
-
-static int ends_early(struct bk_source *src, uint64_t offset, struct bk_error *err)
-{
-    return bk_error_set(err, BK_E_FORMAT, 0,
-                        "%s: image ends at byte %" PRIu64 ", before the data the bmap lists",
-                        src->name, offset);
-}
-
-/* Read exactly LEN bytes, at OFFSET (POSITIONAL) or from the current position. */
-static int read_exact(struct bk_source *src, void *buf, size_t len, uint64_t offset,
-                      bool positional, struct bk_error *err)
-{
-    uint8_t *p = buf;
-    while (len > 0) {
-        size_t got;
-        int rc = positional ? src->pread(src, p, len, offset, &got, err)
-                            : src->read(src, p, len, &got, err);
-        if (rc < 0)
-            return -1;
-        if (got == 0)
-            return ends_early(src, offset, err);
-        p += got;
-        len -= got;
-        offset += got;
-    }
-    return 0;
-}
-
-int bk_source_pread_full(struct bk_source *src, void *buf, size_t len, uint64_t offset,
-                         struct bk_error *err)
-{
-    return read_exact(src, buf, len, offset, true, err);
-}
-
-int bk_source_read_full(struct bk_source *src, void *buf, size_t len, uint64_t offset,
-                        struct bk_error *err)
-{
-    return read_exact(src, buf, len, offset, false, err);
-}
-
-int bk_source_skip_full(struct bk_source *src, uint64_t len, uint64_t offset, void *scratch,
-                        size_t cap, struct bk_error *err)
-{
-    while (len > 0) {
-        uint64_t done;
-        if (src->skip) {
-            if (src->skip(src, len, &done, err) < 0)
-                return -1;
-        } else {
-            size_t got;
-            if (src->read(src, scratch, len < cap ? (size_t)len : cap, &got, err) < 0)
-                return -1;
-            done = got;
-        }
-        if (done == 0)
-            return ends_early(src, offset, err);
-        len -= done;
-        offset += done;
-    }
-    return 0;
-}
-
-void bk_source_close(struct bk_source *src)
-{
-    if (src)
-        src->close(src);
 }

@@ -23,14 +23,14 @@ static int peek_read(struct bk_source *src, void *buf, size_t len, size_t *got,
         *got = n;
         return 0;
     }
-    return p->in->read(p->in, buf, len, got, err);
+    return bk_source_read(p->in, buf, len, got, err);
 }
 
 static int peek_pread(struct bk_source *src, void *buf, size_t len, uint64_t offset, size_t *got,
                       struct bk_error *err)
 {
     struct peek_source *p = src->priv;
-    return p->in->pread(p->in, buf, len, offset, got, err);
+    return bk_source_pread(p->in, buf, len, offset, got, err);
 }
 
 static void peek_close(struct bk_source *src)
@@ -39,6 +39,13 @@ static void peek_close(struct bk_source *src)
     bk_source_close(p->in);
     free(p);
 }
+
+/* The inner source's optional operations would skip the peeked bytes: none here. */
+static const struct bk_source_ops peek_ops = {
+    .read = peek_read,
+    .pread = peek_pread,
+    .close = peek_close,
+};
 
 struct bk_source *bk_source_peekable(struct bk_source *in, size_t cap, struct bk_error *err)
 {
@@ -51,12 +58,7 @@ struct bk_source *bk_source_peekable(struct bk_source *in, size_t cap, struct bk
     p->cap = cap;
     p->pub = *in;
     p->pub.priv = p;
-    p->pub.read = peek_read;
-    p->pub.pread = in->pread ? peek_pread : NULL;
-    p->pub.close = peek_close;
-    /* The inner source's optional methods would skip the peeked bytes. */
-    p->pub.plan = NULL;
-    p->pub.skip = NULL;
+    p->pub.ops = &peek_ops;
     return &p->pub;
 }
 
@@ -69,7 +71,7 @@ int bk_source_peek(struct bk_source *src, const uint8_t **data, size_t want, siz
     /* Fill up to WANT bytes; a short stream just gives fewer. */
     while (p->have < want) {
         size_t n;
-        if (p->in->read(p->in, p->buf + p->have, want - p->have, &n, err) < 0)
+        if (bk_source_read(p->in, p->buf + p->have, want - p->have, &n, err) < 0)
             return -1;
         if (n == 0)
             break;

@@ -14,9 +14,11 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "bmap/bmap_impl.h"
 #include "bmapkit/bmap.h"
 #include "bmapkit/digest.h"
 #include "bmapkit/error.h"
+#include "digest/hex.h"
 #include "vectors.h"
 
 struct mem_sink {
@@ -45,25 +47,27 @@ static const struct bk_range std_ranges[] = {{0, 1}, {5, 5}, {7, 20}, {24, 24}};
  * The map of a 100000-byte image in 4096-byte blocks (25 blocks, the last partial).
  * WITH_DIGEST says per range whether it gets a digest (NULL: all do).
  */
-static void build_map(struct bk_bmap *m, enum bk_hash hash, const bool *with_digest)
+static struct bk_bmap *build_map(enum bk_hash hash, const bool *with_digest)
 {
     struct bk_error err;
-    bk_bmap_init(m);
-    m->version_major = 2;
-    m->image_size = 100000;
-    m->block_size = 4096;
-    m->blocks_count = 25;
-    m->hash = hash;
+    struct bk_bmap *m = bk_bmap_new(100000, 4096, hash, &err);
+    if (!m)
+        fail_msg("bk_bmap_new failed: %s", err.msg);
+    assert_int_equal(m->version_major, 2);
+    assert_int_equal(m->version_minor, 0);
+    assert_int_equal(m->blocks_count, 25);
+    assert_true(m->has_file_checksum);
     for (size_t i = 0; i < STD_RANGE_COUNT; i++) {
         uint8_t d[BK_DIGEST_MAX];
         bool give = hash != BK_HASH_NONE && (!with_digest || with_digest[i]);
         if (give)
             vec_range_digest(hash, i, d);
-        assert_int_equal(
-            bk_bmap_append(m, std_ranges[i].first, std_ranges[i].last, give ? d : NULL, &err), 0);
-        m->mapped_blocks += std_ranges[i].last - std_ranges[i].first + 1;
+        if (bk_bmap_append(m, std_ranges[i].first, std_ranges[i].last, give ? d : NULL, &err) != 0)
+            fail_msg("bk_bmap_append failed: %s", err.msg);
     }
-    m->has_file_checksum = true;
+    /* bk_bmap_append counts the mapped blocks: 2 + 1 + 14 + 1. */
+    assert_int_equal(m->mapped_blocks, 18);
+    return m;
 }
 
 static void write_mem(const struct bk_bmap *m, struct vbuf *out)
@@ -77,12 +81,13 @@ static void write_mem(const struct bk_bmap *m, struct vbuf *out)
     *out = s.out;
 }
 
-static void parse_mem(const struct vbuf *b, struct bk_bmap *m)
+static struct bk_bmap *parse_mem(const struct vbuf *b)
 {
     struct bk_error err;
-    bk_bmap_init(m);
-    if (bk_bmap_parse_buffer(b->data, b->len, "written.bmap", m, &err) != 0)
+    struct bk_bmap *m = bk_bmap_parse_buffer(b->data, b->len, "written.bmap", &err);
+    if (!m)
         fail_msg("parsing the written bmap failed: %s", err.msg);
+    return m;
 }
 
 /* Every field of A and B, digests included, must agree (the version is always 2.0). */
@@ -122,10 +127,9 @@ static bool has_line(const struct vbuf *b, const char *line)
 static void test_layout(void **state)
 {
     (void)state;
-    struct bk_bmap m;
     struct vbuf b = {0};
-    build_map(&m, BK_HASH_SHA256, NULL);
-    write_mem(&m, &b);
+    struct bk_bmap *m = build_map(BK_HASH_SHA256, NULL);
+    write_mem(m, &b);
 
     /* First line, LF only, one final newline, plain ASCII without tabs. */
     assert_int_equal(strncmp(b.data, "<?xml version=\"1.0\" ?>\n", 23), 0);
@@ -188,7 +192,7 @@ static void test_layout(void **state)
     for (size_t i = 1; i < sizeof children / sizeof children[0]; i++)
         assert_true(vbuf_find(&b, 0, children[i - 1]) < vbuf_find(&b, 0, children[i]));
 
-    bk_bmap_free(&m);
+    bk_bmap_free(m);
     vbuf_free(&b);
 }
 
@@ -220,36 +224,35 @@ static void assert_file_checksum_ok(const struct vbuf *b, enum bk_hash hash)
 static void test_file_checksum(void **state)
 {
     (void)state;
-    struct bk_bmap m;
     struct vbuf b = {0};
-    build_map(&m, BK_HASH_SHA256, NULL);
-    write_mem(&m, &b);
+    struct bk_bmap *m = build_map(BK_HASH_SHA256, NULL);
+    write_mem(m, &b);
     assert_file_checksum_ok(&b, BK_HASH_SHA256);
 
     /* Writing twice gives the same bytes. */
     struct vbuf again = {0};
-    write_mem(&m, &again);
+    write_mem(m, &again);
     assert_int_equal(again.len, b.len);
     assert_memory_equal(again.data, b.data, b.len);
     vbuf_free(&again);
-    bk_bmap_free(&m);
+    bk_bmap_free(m);
     vbuf_free(&b);
 }
 
 static void check_round_trip(enum bk_hash hash, const bool *with_digest)
 {
-    struct bk_bmap m, back;
+    struct bk_bmap *back;
     struct vbuf b = {0}, b2 = {0};
-    build_map(&m, hash, with_digest);
-    write_mem(&m, &b);
-    parse_mem(&b, &back);
-    assert_same_map(&m, &back);
+    struct bk_bmap *m = build_map(hash, with_digest);
+    write_mem(m, &b);
+    back = parse_mem(&b);
+    assert_same_map(m, back);
     /* Writing what was read reproduces the text exactly. */
-    write_mem(&back, &b2);
+    write_mem(back, &b2);
     assert_int_equal(b2.len, b.len);
     assert_memory_equal(b2.data, b.data, b.len);
-    bk_bmap_free(&back);
-    bk_bmap_free(&m);
+    bk_bmap_free(back);
+    bk_bmap_free(m);
     vbuf_free(&b);
     vbuf_free(&b2);
 }
@@ -274,48 +277,47 @@ static void test_no_checksum(void **state)
     (void)state;
     /* What create --no-checksum produces: no chksum attributes, the rest as usual. */
     static const bool none[STD_RANGE_COUNT] = {false, false, false, false};
-    struct bk_bmap m, back;
     struct vbuf b = {0};
-    build_map(&m, BK_HASH_SHA256, none);
-    write_mem(&m, &b);
+    struct bk_bmap *back;
+    struct bk_bmap *m = build_map(BK_HASH_SHA256, none);
+    write_mem(m, &b);
     assert_null(strstr(b.data, "chksum="));
     assert_true(has_line(&b, "    <ChecksumType> sha256 </ChecksumType>"));
     assert_non_null(strstr(b.data, "<BmapFileChecksum> "));
     assert_true(has_line(&b, "        <Range> 0-1 </Range>"));
     assert_true(has_line(&b, "        <Range> 5 </Range>"));
     assert_file_checksum_ok(&b, BK_HASH_SHA256);
-    parse_mem(&b, &back);
-    assert_same_map(&m, &back);
-    for (size_t i = 0; i < back.range_count; i++)
-        assert_null(bk_bmap_digest(&back, i));
-    bk_bmap_free(&back);
-    bk_bmap_free(&m);
+    back = parse_mem(&b);
+    assert_same_map(m, back);
+    for (size_t i = 0; i < back->range_count; i++)
+        assert_null(bk_bmap_digest(back, i));
+    bk_bmap_free(back);
+    bk_bmap_free(m);
     vbuf_free(&b);
 }
 
 static void test_hash_none_means_sha256(void **state)
 {
     (void)state;
-    struct bk_bmap m, back;
     struct vbuf b = {0};
-    build_map(&m, BK_HASH_NONE, NULL);
-    write_mem(&m, &b);
+    struct bk_bmap *back;
+    struct bk_bmap *m = build_map(BK_HASH_NONE, NULL);
+    write_mem(m, &b);
     assert_true(has_line(&b, "    <ChecksumType> sha256 </ChecksumType>"));
     assert_null(strstr(b.data, "chksum="));
     assert_file_checksum_ok(&b, BK_HASH_SHA256);
-    parse_mem(&b, &back);
-    assert_same_map(&m, &back);
-    bk_bmap_free(&back);
-    bk_bmap_free(&m);
+    back = parse_mem(&b);
+    assert_same_map(m, back);
+    bk_bmap_free(back);
+    bk_bmap_free(m);
     vbuf_free(&b);
 }
 
 static void check_algorithm(enum bk_hash hash)
 {
-    struct bk_bmap m;
     struct vbuf b = {0};
-    build_map(&m, hash, NULL);
-    write_mem(&m, &b);
+    struct bk_bmap *m = build_map(hash, NULL);
+    write_mem(m, &b);
     char line[128];
     snprintf(line, sizeof line, "    <ChecksumType> %s </ChecksumType>", bk_hash_name(hash));
     assert_true(has_line(&b, line));
@@ -329,7 +331,7 @@ static void check_algorithm(enum bk_hash hash)
         n++;
     }
     assert_int_equal(n, STD_RANGE_COUNT);
-    bk_bmap_free(&m);
+    bk_bmap_free(m);
     vbuf_free(&b);
     check_round_trip(hash, NULL);
 }
@@ -357,26 +359,31 @@ static void test_other_algorithms(void **state)
 static void test_empty_map(void **state)
 {
     (void)state;
-    struct bk_bmap m, back;
+    struct bk_bmap *back;
+    struct bk_error err;
     struct vbuf b = {0};
-    bk_bmap_init(&m);
-    m.image_size = 0;
-    m.block_size = 4096;
-    m.hash = BK_HASH_SHA256;
-    write_mem(&m, &b);
+    struct bk_bmap *m = bk_bmap_new(0, 4096, BK_HASH_SHA256, &err);
+    if (!m)
+        fail_msg("bk_bmap_new failed: %s", err.msg);
+    assert_int_equal(m->blocks_count, 0);
+    write_mem(m, &b);
     assert_true(has_line(&b, "    <BlockMap>"));
     assert_true(has_line(&b, "    <MappedBlocksCount> 0 </MappedBlocksCount>"));
-    parse_mem(&b, &back);
-    assert_same_map(&m, &back);
-    bk_bmap_free(&back);
+    back = parse_mem(&b);
+    assert_same_map(m, back);
+    bk_bmap_free(back);
+    bk_bmap_free(m);
 
     /* A map with no mapped block of a non-empty image. */
-    m.image_size = 4096 * 10 + 1;
-    m.blocks_count = 11;
-    write_mem(&m, &b);
-    parse_mem(&b, &back);
-    assert_same_map(&m, &back);
-    bk_bmap_free(&back);
+    m = bk_bmap_new(4096 * 10 + 1, 4096, BK_HASH_SHA256, &err);
+    if (!m)
+        fail_msg("bk_bmap_new failed: %s", err.msg);
+    assert_int_equal(m->blocks_count, 11);
+    write_mem(m, &b);
+    back = parse_mem(&b);
+    assert_same_map(m, back);
+    bk_bmap_free(back);
+    bk_bmap_free(m);
     vbuf_free(&b);
 }
 
@@ -385,46 +392,46 @@ static void test_many_ranges(void **state)
     (void)state;
     /* Output goes out in bounded chunks however many ranges there are. */
     const size_t n = 200000;
-    struct bk_bmap m, back;
+    struct bk_bmap *back;
     struct bk_error err;
-    bk_bmap_init(&m);
-    m.block_size = 512;
-    m.blocks_count = 2 * n + 1;
-    m.image_size = m.blocks_count * 512 - 100;
-    m.hash = BK_HASH_SHA256;
+    struct bk_bmap *m = bk_bmap_new((uint64_t)(2 * n + 1) * 512 - 100, 512, BK_HASH_SHA256, &err);
+    if (!m)
+        fail_msg("bk_bmap_new failed: %s", err.msg);
+    assert_int_equal(m->blocks_count, 2 * n + 1);
     for (size_t i = 0; i < n; i++) {
         uint8_t d[BK_DIGEST_MAX];
         vec_range_digest(BK_HASH_SHA256, i, d);
-        assert_int_equal(bk_bmap_append(&m, 2 * i + 1, 2 * i + 1 + (i == n - 1), d, &err), 0);
-        m.mapped_blocks += 1 + (i == n - 1);
+        if (bk_bmap_append(m, 2 * i + 1, 2 * i + 1 + (i == n - 1), d, &err) != 0)
+            fail_msg("bk_bmap_append of range %zu failed: %s", i, err.msg);
     }
+    /* One block per range, two in the last one. */
+    assert_int_equal(m->mapped_blocks, n + 1);
     struct mem_sink s = {0};
-    assert_int_equal(bk_bmap_write(&m, mem_sink_fn, &s, &err), 0);
+    assert_int_equal(bk_bmap_write(m, mem_sink_fn, &s, &err), 0);
     assert_true(s.calls > 100);
     assert_true(s.largest <= 64 * 1024);
-    parse_mem(&s.out, &back);
-    assert_same_map(&m, &back);
+    back = parse_mem(&s.out);
+    assert_same_map(m, back);
     assert_file_checksum_ok(&s.out, BK_HASH_SHA256);
-    bk_bmap_free(&back);
-    bk_bmap_free(&m);
+    bk_bmap_free(back);
+    bk_bmap_free(m);
     vbuf_free(&s.out);
 }
 
 static void test_sink_failure(void **state)
 {
     (void)state;
-    struct bk_bmap m;
     struct bk_error err;
-    build_map(&m, BK_HASH_SHA256, NULL);
+    struct bk_bmap *m = build_map(BK_HASH_SHA256, NULL);
     struct mem_sink s = {.fail_call = 1};
     bk_error_clear(&err);
-    assert_int_equal(bk_bmap_write(&m, mem_sink_fn, &s, &err), -1);
+    assert_int_equal(bk_bmap_write(m, mem_sink_fn, &s, &err), -1);
     assert_int_equal(err.code, BK_E_IO);
     assert_int_equal(err.sys_errno, ENOSPC);
     assert_non_null(strstr(err.msg, "sink refused chunk 1"));
     assert_int_equal(s.calls, 1);
     vbuf_free(&s.out);
-    bk_bmap_free(&m);
+    bk_bmap_free(m);
 }
 
 static char *temp_path(void)
@@ -439,21 +446,22 @@ static char *temp_path(void)
 static void test_write_fd(void **state)
 {
     (void)state;
-    struct bk_bmap m, back;
+    struct bk_bmap *back;
     struct bk_error err;
     struct vbuf b = {0};
-    build_map(&m, BK_HASH_SHA256, NULL);
-    write_mem(&m, &b);
+    struct bk_bmap *m = build_map(BK_HASH_SHA256, NULL);
+    write_mem(m, &b);
 
     char *path = temp_path();
     int fd = mkstemp(path);
     assert_true(fd >= 0);
-    assert_int_equal(bk_bmap_write_fd(&m, fd, path, &err), 0);
+    assert_int_equal(bk_bmap_write_fd(m, fd, path, &err), 0);
     close(fd);
-    if (bk_bmap_parse_file(path, &back, &err) != 0)
+    back = bk_bmap_parse_file(path, &err);
+    if (!back)
         fail_msg("parse_file: %s", err.msg);
-    assert_same_map(&m, &back);
-    bk_bmap_free(&back);
+    assert_same_map(m, back);
+    bk_bmap_free(back);
 
     /* The file holds exactly what the memory sink got. */
     fd = open(path, O_RDONLY);
@@ -466,7 +474,7 @@ static void test_write_fd(void **state)
 
     /* A descriptor open for reading only cannot take the bmap. */
     bk_error_clear(&err);
-    assert_int_equal(bk_bmap_write_fd(&m, fd, "readonly.bmap", &err), -1);
+    assert_int_equal(bk_bmap_write_fd(m, fd, "readonly.bmap", &err), -1);
     assert_int_equal(err.code, BK_E_IO);
     assert_int_equal(err.sys_errno, EBADF);
     assert_non_null(strstr(err.msg, "readonly.bmap"));
@@ -474,7 +482,7 @@ static void test_write_fd(void **state)
 
     unlink(path);
     free(path);
-    bk_bmap_free(&m);
+    bk_bmap_free(m);
     vbuf_free(&b);
 }
 

@@ -12,6 +12,7 @@
 
 #include "bmapkit/digest.h"
 #include "bmapkit/error.h"
+#include "digest/hex.h"
 
 struct kat {
     enum bk_hash hash;

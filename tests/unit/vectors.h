@@ -22,6 +22,7 @@
 
 #include "bmapkit/bmap.h"
 #include "bmapkit/digest.h"
+#include "digest/hex.h"
 
 /* A growable byte string; aborts on allocation failure since tests cannot go on then. */
 struct vbuf {

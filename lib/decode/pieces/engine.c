@@ -45,7 +45,7 @@ int pieces_read_at(struct bk_source *in, const char *format, void *buf, size_t l
     uint8_t *p = buf;
     while (len > 0) {
         size_t got = 0;
-        if (in->pread(in, p, len, off, &got, err) < 0)
+        if (bk_source_pread(in, p, len, off, &got, err) < 0)
             return -1;
         if (got == 0)
             return bk_error_set(err, BK_E_FORMAT, 0,
@@ -126,7 +126,7 @@ static int planned_read(struct pieces *ps, uint8_t *buf, size_t len, uint64_t of
             if (c->off > off)
                 return 1; /* read before: decode again */
             /* Only this thread frees chunks, and a queued chunk no longer changes. */
-            size_t n = (size_t)pieces_min64(len, c->off + c->len - off);
+            size_t n = (size_t)bk_min_u64(len, c->off + c->len - off);
             memcpy(buf, c->data + (off - c->off), n);
             *got = n;
             return 0;
@@ -192,7 +192,7 @@ static int set_areas(struct pieces *ps, const struct bk_area *areas, size_t coun
         return bk_error_set(err, BK_E_NOMEM, 0, "out of memory");
     size_t n = 0;
     for (size_t i = 0; i < count; i++) {
-        uint64_t s = areas[i].start, e = pieces_min64(areas[i].end, ps->size);
+        uint64_t s = areas[i].start, e = bk_min_u64(areas[i].end, ps->size);
         if (s < e)
             ps->areas[n++] = (struct bk_area){s, e};
     }
@@ -311,7 +311,7 @@ static int demand_read(struct pieces *ps, uint8_t *buf, size_t len, uint64_t off
         }
     }
     uint64_t rel = off - d->p->uoff;
-    size_t n = (size_t)pieces_min64(len, d->p->usize - rel);
+    size_t n = (size_t)bk_min_u64(len, d->p->usize - rel);
     if (pieces_pdec_skip(ps, d, ps->scratch, rel, err) < 0 ||
         pieces_pdec_decode(ps, d, buf, n, err) < 0) {
         pieces_pdec_end(ps, d);
@@ -328,7 +328,7 @@ static int pieces_pread(struct bk_source *src, void *buf, size_t len, uint64_t o
     *got = 0;
     if (offset >= ps->size || len == 0)
         return 0;
-    len = (size_t)pieces_min64(len, ps->size - offset);
+    len = (size_t)bk_min_u64(len, ps->size - offset);
     if (ps->planned) {
         int rc = planned_read(ps, buf, len, offset, got, err);
         if (rc <= 0)
@@ -388,6 +388,13 @@ static bool pieces_valid(const struct piece *pieces, size_t count)
     return true;
 }
 
+static const struct bk_source_ops pieces_ops = {
+    .read = pieces_read,
+    .pread = pieces_pread,
+    .plan = pieces_plan,
+    .close = pieces_close,
+};
+
 struct bk_source *pieces_open(struct bk_source *in, struct piece *pieces, size_t count,
                               const struct piece_ops *ops, void *ctx, struct bk_error *err)
 {
@@ -415,10 +422,7 @@ struct bk_source *pieces_open(struct bk_source *in, struct piece *pieces, size_t
     ps->pub.name = in->name;
     ps->pub.size = (int64_t)ps->size;
     ps->pub.seekable = true;
-    ps->pub.read = pieces_read;
-    ps->pub.pread = pieces_pread;
-    ps->pub.plan = pieces_plan;
-    ps->pub.close = pieces_close;
+    ps->pub.ops = &pieces_ops;
     ps->pub.priv = ps;
     return &ps->pub;
 }

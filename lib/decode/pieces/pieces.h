@@ -12,15 +12,11 @@
 
 #include <stdint.h>
 
-#include "bmapkit/source.h"
+#include "common/util.h"
+#include "source/source_impl.h"
 
 /* Compressed bytes a piece decoder reads at a time; also the engine's skip buffer. */
 #define PIECES_IO_BYTES ((size_t)256 << 10)
-
-static inline uint64_t pieces_min64(uint64_t a, uint64_t b)
-{
-    return a < b ? a : b;
-}
 
 /* One piece: its compressed bytes [coff, coff + csize), its image bytes [uoff, uoff + usize). */
 struct piece {

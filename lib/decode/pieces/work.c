@@ -52,7 +52,7 @@ int pieces_pdec_skip(struct pieces *ps, struct pdec *d, uint8_t *scratch, uint64
 {
     while (d->done < target)
         if (pieces_pdec_decode(ps, d, scratch,
-                               (size_t)pieces_min64(target - d->done, PIECES_IO_BYTES), err) < 0)
+                               (size_t)bk_min_u64(target - d->done, PIECES_IO_BYTES), err) < 0)
             return -1;
     return 0;
 }
@@ -175,7 +175,7 @@ static int worker_skip(struct pieces *ps, struct worker *w, size_t j, uint64_t t
         pthread_mutex_unlock(&ps->lock);
         if (gone)
             return -1;
-        uint64_t step = pieces_min64(target, d->done + 4 * CHUNK_BYTES);
+        uint64_t step = bk_min_u64(target, d->done + 4 * CHUNK_BYTES);
         if (pieces_pdec_skip(ps, d, w->scratch, step, err) < 0)
             return -1;
     }
@@ -194,10 +194,10 @@ static int decode_job(struct pieces *ps, struct worker *w, size_t j, struct bk_e
         if (ps->areas[a].start >= p->uoff + p->usize)
             break;
         uint64_t s = ps->areas[a].start > p->uoff ? ps->areas[a].start - p->uoff : 0;
-        uint64_t e = pieces_min64(ps->areas[a].end - p->uoff, p->usize);
+        uint64_t e = bk_min_u64(ps->areas[a].end - p->uoff, p->usize);
         rc = worker_skip(ps, w, j, s, err);
         while (rc == 0 && d->done < e) {
-            size_t n = (size_t)pieces_min64(e - d->done, CHUNK_BYTES);
+            size_t n = (size_t)bk_min_u64(e - d->done, CHUNK_BYTES);
             struct chunk *c = get_chunk(ps, j, n, err);
             if (!c) {
                 rc = -1;

@@ -33,7 +33,7 @@ static int skip_padding(struct bk_source *in, uint64_t *pos, uint64_t *pad, stru
 {
     uint8_t buf[4096];
     while (*pos > 0) {
-        size_t n = (size_t)xz_min64(*pos, sizeof buf);
+        size_t n = (size_t)bk_min_u64(*pos, sizeof buf);
         if (xz_read_at(in, buf, n, *pos - n, err) < 0)
             return -1;
         size_t i = n;
@@ -61,7 +61,7 @@ static int read_one_index(struct bk_source *in, uint64_t off, uint64_t index_siz
     int rc = 0;
     for (;;) {
         if (s.avail_in == 0 && pos < end) {
-            size_t n = (size_t)xz_min64(end - pos, INDEX_READ);
+            size_t n = (size_t)bk_min_u64(end - pos, INDEX_READ);
             if ((rc = xz_read_at(in, buf, n, pos, err)) < 0)
                 break;
             s.next_in = buf;
@@ -99,7 +99,7 @@ static int read_one_index(struct bk_source *in, uint64_t off, uint64_t index_siz
 static int misaligned_stream(struct bk_source *in, uint64_t pos, struct bk_error *err)
 {
     uint8_t buf[256];
-    size_t n = (size_t)xz_min64(pos, sizeof buf);
+    size_t n = (size_t)bk_min_u64(pos, sizeof buf);
     if (xz_read_at(in, buf, n, pos - n, err) < 0)
         return -1;
     size_t i = n;
@@ -255,7 +255,7 @@ static int tail_error(struct bk_source *in, struct bk_error *err)
         uint64_t q = p;
         while (q < size && buf[q - from] == 0)
             q++;
-        size_t n = (size_t)xz_min64(size - q, sizeof magic);
+        size_t n = (size_t)bk_min_u64(size - q, sizeof magic);
         bool next_stream = memcmp(buf + (q - from), magic, n) == 0;
         if (q == size)
             rc = bk_error_set(err, BK_E_FORMAT, 0,

@@ -117,7 +117,7 @@ static int xz_index_to_pieces(lzma_index *index, struct piece **pieces, struct x
 
 struct bk_source *bk_decode_xz_indexed(struct bk_source *in, struct bk_error *err)
 {
-    if (!in->seekable || !in->pread || in->size < 0) {
+    if (!in->seekable || in->size < 0) {
         bk_error_set(err, BK_E_UNSUPPORTED, 0, "%s: xz: random access needs a regular file",
                      in->name);
         return NULL;

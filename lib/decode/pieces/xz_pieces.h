@@ -11,15 +11,11 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "bmapkit/source.h"
+#include "common/util.h"
+#include "source/source_impl.h"
 
 /* Compressed bytes a block decoder reads at a time. */
 #define XZ_IO_BYTES ((size_t)256 << 10)
-
-static inline uint64_t xz_min64(uint64_t a, uint64_t b)
-{
-    return a < b ? a : b;
-}
 
 /* One block, as the index describes it. Offsets are in the file and in the image. */
 struct xz_blk {

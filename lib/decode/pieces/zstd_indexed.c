@@ -115,7 +115,7 @@ static int zstd_piece_header(void *dec, const struct piece *p, size_t i, uint64_
     f->out = 0;
     f->zin = (ZSTD_inBuffer){.src = f->inbuf, .size = 0, .pos = 0};
     uint8_t hdr[ZSTD_FRAMEHEADERSIZE_MAX];
-    size_t n = (size_t)pieces_min64(sizeof hdr, p->csize);
+    size_t n = (size_t)bk_min_u64(sizeof hdr, p->csize);
     if (pieces_read_at(f->in, "zstd", hdr, n, p->coff, err) < 0)
         return -1;
     ZSTD_frameHeader fh;
@@ -175,7 +175,7 @@ static int zstd_piece_decode(void *dec, uint8_t *out, size_t len, struct bk_erro
             o = (ZSTD_outBuffer){.dst = spare, .size = sizeof spare, .pos = 0};
         }
         if (f->zin.pos == f->zin.size && f->cin < cend) {
-            size_t n = (size_t)pieces_min64(cend - f->cin, ZSTD_IO_BYTES);
+            size_t n = (size_t)bk_min_u64(cend - f->cin, ZSTD_IO_BYTES);
             if (pieces_read_at(f->in, "zstd", f->inbuf, n, f->cin, err) < 0)
                 return -1;
             f->zin = (ZSTD_inBuffer){.src = f->inbuf, .size = n, .pos = 0};
@@ -251,9 +251,9 @@ static int scan_unsupported(const struct zstd_scan *s, const char *why, struct b
 static int scan_view(struct zstd_scan *s, uint64_t off, size_t n, const uint8_t **p, size_t *got,
                      struct bk_error *err)
 {
-    n = (size_t)pieces_min64(n, s->size - off);
+    n = (size_t)bk_min_u64(n, s->size - off);
     if (off < s->at || off + n > s->at + s->len) {
-        size_t want = (size_t)pieces_min64(SCAN_BYTES, s->size - off);
+        size_t want = (size_t)bk_min_u64(SCAN_BYTES, s->size - off);
         if (pieces_read_at(s->in, "zstd", s->buf, want, off, err) < 0)
             return -1;
         s->at = off;
@@ -382,7 +382,7 @@ static int scan_file(struct zstd_scan *s, struct bk_error *err)
 
 struct bk_source *bk_decode_zstd_indexed(struct bk_source *in, struct bk_error *err)
 {
-    if (!in->seekable || !in->pread || in->size < 0) {
+    if (!in->seekable || in->size < 0) {
         bk_error_set(err, BK_E_UNSUPPORTED, 0, "%s: zstd: random access needs a regular file",
                      in->name);
         return NULL;

@@ -4,7 +4,7 @@
  * USB port, serial) and what uses them. Everything comes from sysfs through the root
  * prefix, so tests can describe any set of disks in a fake tree.
  */
-#include "bmapkit/disk.h"
+#include "os/os.h"
 #include "os/linux/sysfs.h"
 
 #include <ctype.h>
@@ -132,8 +132,8 @@ static bool hidden_by_default(const struct bk_disk_info *d)
     return strcmp(d->transport, "loop") == 0 && d->backing[0] == '\0';
 }
 
-int bk_disk_info(const char *sysroot, const char *name, struct bk_disk_info *d,
-                 struct bk_error *err)
+int bk_disk_describe(const char *sysroot, const char *name, struct bk_disk_info *d,
+                     struct bk_error *err)
 {
     memset(d, 0, sizeof *d);
     d->ums_lun = -1;
@@ -205,15 +205,21 @@ static int by_name(const void *a, const void *b)
     return strverscmp(x->name, y->name);
 }
 
-int bk_disk_list(const char *sysroot, bool all, struct bk_disk_list *list, struct bk_error *err)
+struct bk_disk_list *bk_disk_list_scan(const char *sysroot, bool all, struct bk_error *err)
 {
-    list->count = 0;
-    list->disks = NULL;
+    struct bk_disk_list *list = calloc(1, sizeof *list);
+    if (!list) {
+        bk_error_set(err, BK_E_NOMEM, 0, "out of memory");
+        return NULL;
+    }
     char path[PATH_MAX];
     bk_root_path(path, sizeof path, sysroot, "/sys/class/block");
     DIR *dir = opendir(path);
-    if (!dir)
-        return bk_error_set(err, BK_E_IO, errno, "cannot list block devices in %s", path);
+    if (!dir) {
+        bk_error_set(err, BK_E_IO, errno, "cannot list block devices in %s", path);
+        free(list);
+        return NULL;
+    }
     size_t cap = 0;
     struct dirent *e;
     int rc = 0;
@@ -222,7 +228,7 @@ int bk_disk_list(const char *sysroot, bool all, struct bk_disk_list *list, struc
             continue;
         struct bk_disk_info info;
         /* A device can vanish between readdir and the look-up: skip it. */
-        if (bk_disk_info(sysroot, e->d_name, &info, NULL) < 0 || (info.hidden && !all))
+        if (bk_disk_describe(sysroot, e->d_name, &info, NULL) < 0 || (info.hidden && !all))
             continue;
         if (list->count == cap) {
             size_t ncap = cap ? cap * 2 : 16;
@@ -239,11 +245,21 @@ int bk_disk_list(const char *sysroot, bool all, struct bk_disk_list *list, struc
     closedir(dir);
     if (rc < 0) {
         bk_disk_list_free(list);
-        return rc;
+        return NULL;
     }
     if (list->count > 1)
         qsort(list->disks, list->count, sizeof *list->disks, by_name);
-    return 0;
+    return list;
+}
+
+size_t bk_disk_list_count(const struct bk_disk_list *list)
+{
+    return list->count;
+}
+
+const struct bk_disk_info *bk_disk_list_get(const struct bk_disk_list *list, size_t i)
+{
+    return &list->disks[i];
 }
 
 void bk_disk_list_free(struct bk_disk_list *list)
@@ -251,8 +267,7 @@ void bk_disk_list_free(struct bk_disk_list *list)
     if (!list)
         return;
     free(list->disks);
-    list->disks = NULL;
-    list->count = 0;
+    free(list);
 }
 
 bool bk_disk_node_ready(const char *sysroot, const struct bk_disk_info *disk)

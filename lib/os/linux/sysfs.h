@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: MIT */
-/* Internal: path and attribute helpers shared by disk.c, disk_list.c and ums.c. */
-#ifndef BMAPKIT_DISK_INTERNAL_H
-#define BMAPKIT_DISK_INTERNAL_H
+/* Internal to os/linux: path helpers and the disk list's layout. */
+#ifndef BMAPKIT_OS_LINUX_SYSFS_H
+#define BMAPKIT_OS_LINUX_SYSFS_H
 
 #include <stddef.h>
+
+#include "bmapkit/disk.h"
 
 /* SYSROOT (may be NULL) followed by the formatted path, into OUT. */
 void bk_root_path(char *out, size_t cap, const char *sysroot, const char *fmt, ...)
@@ -11,5 +13,14 @@ void bk_root_path(char *out, size_t cap, const char *sysroot, const char *fmt, .
 
 /* First line of the file PATH into BUF, without the newline and trailing spaces. */
 int bk_read_line(const char *path, char *buf, size_t cap);
+
+struct bk_disk_list {
+    size_t count;
+    struct bk_disk_info *disks;
+};
+
+/* Describe the block device NAME (SYSROOT/sys/class/block/NAME) into INFO. */
+int bk_disk_describe(const char *sysroot, const char *name, struct bk_disk_info *info,
+                     struct bk_error *err);
 
 #endif

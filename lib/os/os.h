@@ -1,0 +1,81 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Internal: what the library asks of the operating system about disks and block
+ * devices. The other layers call only these; os/linux/ implements them with sysfs,
+ * procfs and ioctls, so another system would add its own folder.
+ */
+#ifndef BMAPKIT_OS_H
+#define BMAPKIT_OS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "bmapkit/api.h"
+#include "bmapkit/disk.h"
+#include "bmapkit/error.h"
+
+/*
+ * Find the whole disk that the block device DEV belongs to: its sysfs name (DISK, e.g.
+ * "sda") and whether DEV is a partition. SYSROOT prefixes /sys (NULL for "/").
+ */
+int bk_disk_of_dev(const char *sysroot, dev_t dev, char *disk, size_t disk_cap, bool *is_partition,
+                   struct bk_error *err);
+
+/*
+ * Check the disk named DISK and all its partitions against the mount table
+ * (SYSROOT/proc/self/mountinfo), swaps and sysfs holders. Fills USAGE.
+ */
+int bk_disk_usage(const char *sysroot, const char *disk, struct bk_disk_usage *usage,
+                  struct bk_error *err);
+
+/*
+ * Read the one-line sysfs attribute SYSROOT/sys/class/block/DISK/ATTR into BUF,
+ * trimmed. Returns -1 when it cannot be read: many attributes are optional, so the
+ * caller decides whether that is a failure.
+ */
+int bk_disk_read_attr(const char *sysroot, const char *disk, const char *attr, char *buf,
+                      size_t cap);
+
+/*
+ * Whether DISK's device node SYSROOT/dev/NAME is there to be opened: without a sysroot
+ * it must be a block device whose number matches sysfs; under a sysroot (a fake tree)
+ * any file will do.
+ */
+bool bk_disk_node_ready(const char *sysroot, const struct bk_disk_info *disk);
+
+/* Capacity of the open block device FD in bytes. */
+int bk_blockdev_size(int fd, const char *name, uint64_t *size, struct bk_error *err);
+
+/* Discard (BLKDISCARD) or zero (BLKZEROOUT) LEN bytes at OFFSET of the block device FD. */
+int bk_blockdev_discard(int fd, const char *name, uint64_t offset, uint64_t len,
+                        struct bk_error *err);
+int bk_blockdev_zeroout(int fd, const char *name, uint64_t offset, uint64_t len,
+                        struct bk_error *err);
+
+/* Whether DISK discards at all, and whether discarded blocks then read as zeros. */
+bool bk_blockdev_can_discard(const char *sysroot, const char *disk);
+bool bk_blockdev_discard_zeroes(const char *sysroot, const char *disk);
+
+/* I/O settings of a disk changed for a copy, and what they were. */
+struct bk_tuning {
+    char *sysroot;
+    char *disk;
+    char *saved_scheduler;
+    char *saved_max_ratio;
+    bk_warn_fn warn;
+    void *warn_ctx;
+};
+
+/*
+ * Lower DISK's dirty-page share and switch its scheduler off, remembering the old
+ * settings in T; failures only produce warnings. Returns -1 only when out of memory.
+ */
+int bk_tuning_apply(struct bk_tuning *t, const char *sysroot, const char *disk, bk_warn_fn warn,
+                    void *warn_ctx);
+
+/* Put back what bk_tuning_apply changed and free T's contents. */
+void bk_tuning_restore(struct bk_tuning *t);
+
+#endif

@@ -1,0 +1,111 @@
+/* SPDX-License-Identifier: MIT */
+/* bmapkit copy: what to copy where, checked before the destination is touched. */
+#include "copy_plan.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cli.h"
+#include "disk_select.h"
+
+/* Whether the paths A and B name the same file. */
+static bool same_file(const char *a, const char *b)
+{
+    struct stat sa, sb;
+    return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev &&
+           sa.st_ino == sb.st_ino;
+}
+
+/* The bmap: given, or found next to the image; never the image itself. */
+static int find_bmap(struct copy_plan *plan)
+{
+    if (!plan->bmap_path && !plan->nobmap) {
+        if (strcmp(plan->image, "-") == 0) {
+            cli_error("an image read from standard input needs --bmap BMAP (or --nobmap to "
+                      "copy all of it)");
+            return EXIT_ERROR;
+        }
+        struct bk_error err;
+        bk_error_clear(&err);
+        if (bk_bmap_find(plan->image, plan->found, sizeof plan->found, &err) < 0) {
+            cli_error("%s; give one with --bmap, or use --nobmap to copy the whole image", err.msg);
+            return EXIT_ERROR;
+        }
+        plan->bmap_path = plan->found;
+        cli_debug("using bmap %s", plan->bmap_path);
+    }
+    if (plan->bmap_path && strcmp(plan->image, "-") != 0 &&
+        same_file(plan->bmap_path, plan->image)) {
+        cli_error("the bmap %s is the image itself", plan->bmap_path);
+        return EXIT_ERROR;
+    }
+    return EXIT_OK;
+}
+
+/* Parse the bmap and open the image; check they belong together. */
+static int open_inputs(struct copy_plan *plan)
+{
+    struct bk_error err;
+    bk_error_clear(&err);
+    if (plan->bmap_path) {
+        plan->bmap = bk_bmap_parse_file(plan->bmap_path, &err);
+        if (!plan->bmap)
+            return cli_fail(&err);
+        unsigned major, minor;
+        bk_bmap_version(plan->bmap, &major, &minor);
+        if (!bk_bmap_has_file_checksum(plan->bmap))
+            cli_debug("bmap version %u.%u has no checksum of its own", major, minor);
+    }
+    plan->src = bk_source_open_image(plan->image, &plan->format, &err);
+    if (!plan->src)
+        return cli_fail(&err);
+    cli_debug("image format: %s", bk_format_name(plan->format));
+    if (!plan->ums && strcmp(plan->image, "-") != 0 && same_file(plan->dest_path, plan->image)) {
+        cli_error("destination %s is the image itself", plan->dest_path);
+        return EXIT_ERROR;
+    }
+    if (plan->bmap && bk_copy_check_source(plan->bmap, plan->src, &err) < 0)
+        return cli_fail(&err);
+    return EXIT_OK;
+}
+
+/*
+ * The UMS disk is looked for only once the image and bmap passed their checks, so the
+ * user starts 'ums' on the board with nothing left to go wrong on this side. The disk
+ * found then goes through bk_dest_open's checks like any DEST. Under BMAPKIT_SYSROOT
+ * (a fake tree for tests) the destination is SYSROOT/dev/NAME: a regular file there
+ * receives the image as a file, without the block-device checks.
+ */
+static int find_ums_disk(struct copy_plan *plan)
+{
+    const char *sysroot = plan->dopts.sysroot;
+    int rc = ums_wait(sysroot, plan->ums_selector, plan->ums_timeout, &plan->ums_disk);
+    if (rc != EXIT_OK)
+        return rc;
+    char id[1024];
+    disk_identity(&plan->ums_disk, id, sizeof id);
+    cli_info("U-Boot UMS disk (LUN %d) %s", plan->ums_disk.ums_lun, id);
+    snprintf(plan->ums_path, sizeof plan->ums_path, "%s/dev/%s", sysroot ? sysroot : "",
+             plan->ums_disk.name);
+    plan->dest_path = plan->ums_path;
+    return EXIT_OK;
+}
+
+int copy_resolve(struct copy_plan *plan)
+{
+    int rc = find_bmap(plan);
+    if (rc == EXIT_OK)
+        rc = open_inputs(plan);
+    if (rc == EXIT_OK && plan->ums)
+        rc = find_ums_disk(plan);
+    return rc;
+}
+
+void copy_plan_free(struct copy_plan *plan)
+{
+    bk_source_close(plan->src);
+    bk_bmap_free(plan->bmap);
+    plan->src = NULL;
+    plan->bmap = NULL;
+}

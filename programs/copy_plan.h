@@ -1,0 +1,56 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * bmapkit copy in three steps: the command line (cmd_copy.c), the plan resolved from it
+ * with every check that does not touch the destination (copy_plan.c), and the run that
+ * opens the destination, copies and reports (copy_run.c).
+ */
+#ifndef BMAPKIT_COPY_PLAN_H
+#define BMAPKIT_COPY_PLAN_H
+
+#include <limits.h>
+#include <stdbool.h>
+
+#include "bmapkit/bmapkit.h"
+
+struct copy_plan {
+    /* From the command line. */
+    const char *image;     /* a path, or "-" */
+    const char *dest_path; /* as given; the UMS disk's node once found */
+    const char *bmap_path; /* --bmap, or the one found next to the image */
+    bool nobmap;
+    const char *psplash;
+    const char *json;
+    bool ums; /* the board's UMS disk instead of a DEST path */
+    const char *ums_selector;
+    unsigned ums_timeout;
+    bool no_verify;
+    bool readback;
+    unsigned readback_retries;
+    struct bk_dest_options dopts;
+
+    /* Resolved. */
+    char found[PATH_MAX];
+    struct bk_bmap *bmap; /* NULL with --nobmap */
+    struct bk_source *src;
+    enum bk_format format;
+    struct bk_disk_info ums_disk;
+    char ums_path[PATH_MAX];
+};
+
+/* Parse ARGV into PLAN. Returns CLI_CONTINUE, or the exit status after printing. */
+int copy_parse(int argc, char **argv, struct copy_plan *plan);
+
+/*
+ * Find and parse the bmap, open the image, check they belong together and that the
+ * destination is not the image, and wait for the UMS disk. Returns EXIT_OK, or the exit
+ * status after printing the error.
+ */
+int copy_resolve(struct copy_plan *plan);
+
+/* Open the destination, copy, report. Returns the exit status. */
+int copy_execute(struct copy_plan *plan);
+
+/* Release what copy_resolve opened. */
+void copy_plan_free(struct copy_plan *plan);
+
+#endif

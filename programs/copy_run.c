@@ -1,0 +1,201 @@
+/* SPDX-License-Identifier: MIT */
+/* bmapkit copy: opening the destination, the copy job, its progress and its summary. */
+#include "copy_plan.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "disk_select.h"
+#include "progress.h"
+
+struct copy_cli {
+    struct progress progress;
+    const char *dest_path;
+};
+
+static void on_warning(void *ctx, const char *msg)
+{
+    struct copy_cli *c = ctx;
+    char q[1024];
+    progress_clear(&c->progress);
+    cli_warning("%s", msg);
+    json_quote(q, sizeof q, msg);
+    progress_event(&c->progress, "warning", "\"message\":%s", q);
+}
+
+static void copy_warning(struct copy_cli *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void copy_warning(struct copy_cli *c, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    on_warning(c, msg);
+}
+
+static void on_progress(void *ctx, uint64_t done, uint64_t total)
+{
+    struct copy_cli *c = ctx;
+    progress_update(&c->progress, done, total);
+}
+
+static void on_range(void *ctx, size_t index, const struct bk_range *r)
+{
+    struct copy_cli *c = ctx;
+    progress_event(&c->progress, "range",
+                   "\"index\":%zu,\"first\":%" PRIu64 ",\"last\":%" PRIu64
+                   ",\"status\":\"verified\"",
+                   index, r->first, r->last);
+}
+
+static void on_readback_mismatch(void *ctx, size_t index, const struct bk_range *r,
+                                 unsigned attempt)
+{
+    struct copy_cli *c = ctx;
+    progress_clear(&c->progress);
+    cli_warning("read-back of %s: blocks %" PRIu64 "-%" PRIu64 " differ (attempt %u)", c->dest_path,
+                r->first, r->last, attempt);
+    progress_event(&c->progress, "range",
+                   "\"index\":%zu,\"first\":%" PRIu64 ",\"last\":%" PRIu64
+                   ",\"status\":\"readback-mismatch\",\"attempt\":%u",
+                   index, r->first, r->last, attempt);
+}
+
+/* What state DEST was left in after a failed copy, as the tail of the error line. */
+static void describe_state(const struct bk_copy_stats *st, const char *dest, bool dest_opened,
+                           char *buf, size_t cap)
+{
+    char a[32];
+    buf[0] = '\0';
+    if (!dest_opened || st->head_written)
+        return;
+    if (st->bytes_written == 0)
+        snprintf(buf, cap, "; nothing was written to %s", dest);
+    else
+        snprintf(buf, cap,
+                 "; %s holds an incomplete copy (%s written) without the image's first MiB, "
+                 "so it does not look like a valid image",
+                 dest, cli_human_bytes(st->bytes_written, a, sizeof a));
+}
+
+/* The start event, and the warning about a bmap that cannot verify anything. */
+static void announce(struct copy_cli *cc, const struct copy_plan *plan, uint64_t image_size)
+{
+    const struct bk_bmap *bmap = plan->bmap;
+    if (bmap && bk_bmap_hash(bmap) == BK_HASH_NONE && !plan->no_verify) {
+        unsigned major, minor;
+        bk_bmap_version(bmap, &major, &minor);
+        copy_warning(cc,
+                     "bmap %s has no range checksums (version %u.%u): the data cannot be "
+                     "verified",
+                     plan->bmap_path, major, minor);
+    }
+    if (plan->ums) {
+        char dev[4096];
+        disk_json(&plan->ums_disk, dev, sizeof dev);
+        progress_event(&cc->progress, "device", "\"device\":%s", dev);
+    }
+    char q1[PATH_MAX + 8], q2[PATH_MAX + 8], q3[PATH_MAX + 8];
+    json_quote(q1, sizeof q1, plan->image);
+    json_quote(q2, sizeof q2, plan->dest_path);
+    json_quote(q3, sizeof q3, plan->bmap_path ? plan->bmap_path : "");
+    progress_event(&cc->progress, "start",
+                   "\"image\":%s,\"dest\":%s,\"bmap\":%s,\"image_size\":%" PRIu64
+                   ",\"mapped_bytes\":%" PRIu64 ",\"ranges\":%zu",
+                   q1, q2, q3, image_size, bmap ? bk_bmap_mapped_bytes(bmap) : image_size,
+                   bmap ? bk_bmap_range_count(bmap) : 0);
+}
+
+/* Copy into the open DEST; returns 0 or -1 with ERR filled, and the statistics. */
+static int run_job(struct copy_cli *cc, const struct copy_plan *plan, struct bk_dest *dest,
+                   struct bk_copy_stats *stats, struct bk_error *err)
+{
+    struct bk_copy *job = bk_copy_new(plan->bmap, plan->src, dest, err);
+    if (!job)
+        return -1;
+    bk_copy_set_verify(job, !plan->no_verify);
+    bk_copy_set_readback(job, plan->readback, plan->readback_retries);
+    bk_copy_set_progress_fn(job, on_progress, cc);
+    bk_copy_set_verified_fn(job, on_range, cc);
+    bk_copy_set_readback_mismatch_fn(job, on_readback_mismatch, cc);
+    bk_copy_set_cancel_fn(job, cli_cancel_requested, NULL);
+    cli_info("copying %s to %s%s%s", plan->image, plan->dest_path,
+             plan->bmap_path ? " using bmap " : "",
+             plan->bmap_path ? plan->bmap_path : " without a bmap");
+    int rc = bk_copy_run(job, err);
+    *stats = *bk_copy_get_stats(job);
+    bk_copy_free(job);
+    return rc;
+}
+
+/* The lines and the event that say how it went. */
+static int report(struct copy_cli *cc, const struct copy_plan *plan, int rc,
+                  const struct bk_copy_stats *st, const struct bk_error *err, bool dest_opened,
+                  double elapsed)
+{
+    int status = EXIT_OK;
+    if (rc < 0) {
+        char state[PATH_MAX + 200], q[4096];
+        describe_state(st, plan->dest_path, dest_opened, state, sizeof state);
+        status = cli_exit_status(err);
+        cli_error("%s%s%s", err->msg, cli_hint(err), state);
+        json_quote(q, sizeof q, err->msg);
+        progress_event(&cc->progress, "error", "\"message\":%s,\"exit\":%d", q, status);
+    } else {
+        char a[32], r[32];
+        uint64_t rate = elapsed > 0 ? (uint64_t)((double)st->bytes_written / elapsed) : 0;
+        cli_info("wrote %s to %s in %.2f s (%s/s)", cli_human_bytes(st->bytes_written, a, sizeof a),
+                 plan->dest_path, elapsed, cli_human_bytes(rate, r, sizeof r));
+        if (plan->bmap)
+            cli_info("verified %zu of %zu range(s)", st->ranges_verified,
+                     bk_bmap_range_count(plan->bmap));
+        if (plan->bmap && st->ranges_unchecked)
+            copy_warning(cc, "%zu range(s) were not verified (%s)", st->ranges_unchecked,
+                         plan->no_verify ? "--no-verify" : "the bmap has no checksum for them");
+        if (plan->readback)
+            cli_info("read back %zu range(s) from %s: all match", st->readback_checked,
+                     plan->dest_path);
+    }
+    progress_event(&cc->progress, "done",
+                   "\"status\":\"%s\",\"exit\":%d,\"bytes_written\":%" PRIu64
+                   ",\"bytes_total\":%" PRIu64 ",\"ranges_verified\":%zu,\"ranges_unchecked\":%zu"
+                   ",\"readback_checked\":%zu,\"readback_failed\":%zu,\"seconds\":%.3f",
+                   status == EXIT_OK ? "ok" : "failed", status, st->bytes_written, st->bytes_total,
+                   st->ranges_verified, st->ranges_unchecked, st->readback_checked,
+                   st->readback_failed, elapsed);
+    return status;
+}
+
+int copy_execute(struct copy_plan *plan)
+{
+    struct copy_cli cc = {.dest_path = plan->dest_path};
+    if (progress_open(&cc.progress, cli.quiet, plan->json, plan->psplash) < 0)
+        return EXIT_ERROR;
+    int64_t src_size = bk_source_size(plan->src);
+    uint64_t image_size = plan->bmap      ? bk_bmap_image_size(plan->bmap)
+                          : src_size >= 0 ? (uint64_t)src_size
+                                          : 0;
+    announce(&cc, plan, image_size);
+    plan->dopts.warn = on_warning;
+    plan->dopts.warn_ctx = &cc;
+
+    struct bk_copy_stats stats = {0};
+    struct bk_error err;
+    bk_error_clear(&err);
+    double t0 = cli_now();
+    struct bk_dest *dest = bk_dest_open(plan->dest_path, image_size, &plan->dopts, &err);
+    int rc = dest ? run_job(&cc, plan, dest, &stats, &err) : -1;
+    double elapsed = cli_now() - t0;
+    /* Closing restores the device settings; a warning from that still reaches the events. */
+    bk_dest_close(dest);
+    progress_clear(&cc.progress);
+    int status = report(&cc, plan, rc, &stats, &err, dest != NULL, elapsed);
+    progress_close(&cc.progress);
+    return status;
+}

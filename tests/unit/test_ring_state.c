@@ -1,0 +1,199 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The copy pipeline's rules, driven step by step without threads: who may fill, hash
+ * and write which slot, when the writer waits for a verdict, whom an event wakes, and
+ * that a failure stops everything.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "copy/ring_state.h"
+
+static void fill(struct ring_state *r, size_t first, size_t last, bool eof)
+{
+    struct slot_meta m = {.first_range = first, .last_range = last, .eof = eof};
+    assert_true(ring_reader_may_fill(r));
+    ring_filled(r, &m);
+}
+
+static void hash_all(struct ring_state *r)
+{
+    for (unsigned h = 0; h < r->hashers; h++) {
+        assert_true(ring_hasher_may_hash(r, h));
+        ring_hashed(r, h);
+    }
+}
+
+static void test_reader_stops_at_a_full_ring(void **state)
+{
+    (void)state;
+    struct ring_state r;
+    ring_init(&r, 8, 1);
+    for (int i = 0; i < 8; i++)
+        fill(&r, (size_t)i, (size_t)i, false);
+    assert_false(ring_reader_may_fill(&r));
+    /* Hashing frees nothing: only the writer hands slots back. */
+    hash_all(&r);
+    assert_false(ring_reader_may_fill(&r));
+    ring_concluded(&r, 0);
+    assert_true(ring_writer_may_write(&r));
+    ring_written(&r, 100);
+    assert_true(ring_reader_may_fill(&r));
+    assert_int_equal(r.done_bytes, 100);
+}
+
+static void test_hashers_follow_the_reader(void **state)
+{
+    (void)state;
+    struct ring_state r;
+    ring_init(&r, 8, 3);
+    assert_false(ring_hasher_may_hash(&r, 0));
+    fill(&r, 0, 2, false);
+    for (unsigned h = 0; h < 3; h++)
+        assert_true(ring_hasher_may_hash(&r, h));
+    ring_hashed(&r, 0);
+    ring_hashed(&r, 2);
+    assert_false(ring_hasher_may_hash(&r, 0));
+    assert_true(ring_hasher_may_hash(&r, 1));
+    /* The writer waits for the slowest hasher. */
+    assert_int_equal(ring_hashed_all(&r), 0);
+    assert_false(ring_writer_may_write(&r));
+    ring_hashed(&r, 1);
+    assert_int_equal(ring_hashed_all(&r), 1);
+}
+
+static void test_writer_waits_for_the_verdict_of_short_ranges(void **state)
+{
+    (void)state;
+    struct ring_state r;
+    ring_init(&r, 8, 2);
+    /* Slot 0 holds ranges 0 and 1, owned by hashers 0 and 1. */
+    fill(&r, 0, 1, false);
+    hash_all(&r);
+    assert_false(ring_writer_may_write(&r));
+    ring_concluded(&r, 0);
+    assert_false(ring_writer_may_write(&r));
+    ring_concluded(&r, 1);
+    assert_true(ring_writer_may_write(&r));
+}
+
+static void test_writer_goes_on_after_write_lag_slots(void **state)
+{
+    (void)state;
+    struct ring_state r;
+    ring_init(&r, 8, 1);
+    assert_int_equal(r.write_lag, 4);
+    /* One long range over many slots: its verdict comes only at its end. */
+    for (int i = 0; i < 3; i++) {
+        fill(&r, 0, 0, false);
+        hash_all(&r);
+        assert_false(ring_writer_may_write(&r));
+    }
+    fill(&r, 0, 0, false);
+    hash_all(&r);
+    assert_true(ring_writer_may_write(&r));
+    ring_written(&r, 1);
+    assert_false(ring_writer_may_write(&r));
+}
+
+static void test_last_slot_is_written_without_verdict(void **state)
+{
+    (void)state;
+    struct ring_state r;
+    ring_init(&r, 8, 1);
+    fill(&r, 0, 0, true);
+    hash_all(&r);
+    assert_true(ring_writer_may_write(&r));
+    assert_false(r.finished);
+    ring_written(&r, 10);
+    assert_true(r.finished);
+}
+
+static void test_empty_slot(void **state)
+{
+    (void)state;
+    struct ring_state r;
+    ring_init(&r, 8, 1);
+    struct slot_meta m = {.empty = true};
+    ring_filled(&r, &m);
+    hash_all(&r);
+    assert_true(ring_writer_may_write(&r));
+}
+
+static void test_first_failure_is_kept(void **state)
+{
+    (void)state;
+    struct ring_state r;
+    ring_init(&r, 8, 1);
+    struct bk_error a, b;
+    bk_error_set(&a, BK_E_IO, 5, "first");
+    bk_error_set(&b, BK_E_VERIFY, 0, "second");
+    assert_false(r.stop);
+    ring_fail(&r, &a);
+    ring_fail(&r, &b);
+    assert_true(r.stop && r.failed);
+    assert_int_equal(r.error.code, BK_E_IO);
+    assert_string_equal(r.error.msg, "first: Input/output error");
+}
+
+static void test_wakeups_come_in_batches(void **state)
+{
+    (void)state;
+    struct ring_state r;
+    ring_init(&r, 8, 1);
+    /* An empty ring: the reader has room, nobody else has work. */
+    assert_int_equal(ring_wakeups(&r, false), RING_WAKE_READER);
+    fill(&r, 0, 0, false);
+    /* One filled slot wakes the hasher only when the waker is about to wait. */
+    assert_int_equal(ring_wakeups(&r, false) & RING_WAKE_HASHERS, 0);
+    assert_int_equal(ring_wakeups(&r, true) & RING_WAKE_HASHERS, RING_WAKE_HASHERS);
+    fill(&r, 0, 0, false);
+    assert_int_equal(ring_wakeups(&r, false) & RING_WAKE_HASHERS, RING_WAKE_HASHERS);
+    /* Hashed but not judged, within the lag: the writer has nothing to do. */
+    hash_all(&r);
+    hash_all(&r);
+    assert_int_equal(ring_wakeups(&r, true) & RING_WAKE_WRITER, 0);
+    ring_concluded(&r, 0);
+    assert_int_equal(ring_wakeups(&r, false) & RING_WAKE_WRITER, RING_WAKE_WRITER);
+    /* A full ring does not wake the reader. */
+    for (int i = 0; i < 6; i++)
+        fill(&r, 1, 1, false);
+    assert_int_equal(ring_wakeups(&r, true) & RING_WAKE_READER, 0);
+}
+
+static void test_sequence_numbers_wrap_around_the_ring(void **state)
+{
+    (void)state;
+    struct ring_state r;
+    ring_init(&r, 4, 1);
+    for (size_t i = 0; i < 100; i++) {
+        fill(&r, i, i, i == 99);
+        hash_all(&r);
+        ring_concluded(&r, i);
+        assert_true(ring_writer_may_write(&r));
+        ring_written(&r, 1);
+    }
+    assert_int_equal(ring_slot(&r, r.written), 0);
+    assert_true(r.finished);
+    assert_int_equal(r.done_bytes, 100);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_reader_stops_at_a_full_ring),
+        cmocka_unit_test(test_hashers_follow_the_reader),
+        cmocka_unit_test(test_writer_waits_for_the_verdict_of_short_ranges),
+        cmocka_unit_test(test_writer_goes_on_after_write_lag_slots),
+        cmocka_unit_test(test_last_slot_is_written_without_verdict),
+        cmocka_unit_test(test_empty_slot),
+        cmocka_unit_test(test_first_failure_is_kept),
+        cmocka_unit_test(test_wakeups_come_in_batches),
+        cmocka_unit_test(test_sequence_numbers_wrap_around_the_ring),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
