@@ -43,7 +43,7 @@ void fuzz_check_failure(const struct bk_error *err, unsigned allowed);
 /* What a read-out kept: the first FUZZ_KEEP bytes, and how many were read in all. */
 struct fuzz_out {
     uint8_t *data;
-    size_t len;
+    size_t len, cap;
     uint64_t total;
     bool ended; /* read to its end without failing */
 };
@@ -70,11 +70,11 @@ int fuzz_decode(const uint8_t *data, size_t len, enum fuzz_kind kind, bk_decode_
                 struct fuzz_out *out, struct bk_error *err);
 
 /*
- * Read a few ranges of the seekable SRC with pread, out of order and near its ends, then
- * again after planning them (which starts the workers of a piece-wise decoder). Every
- * range must come whole, equal to EXPECT (may be NULL) when that holds the whole image; nothing
- * past the end. Offsets beyond FUZZ_OUTPUT_CAP are not read, so decoding stays bounded. A failure
- * (-1) is checked against ALLOWED.
+ * Read a few ranges of the seekable SRC with pread, out of order and near its ends,
+ * then again after planning them (which starts the workers of a piece-wise decoder).
+ * Every range must come whole, equal to EXPECT (may be NULL) when that holds the whole
+ * image, and nothing past the end. Offsets beyond FUZZ_OUTPUT_CAP are not read, so
+ * decoding stays bounded. A failure (-1) is checked against ALLOWED.
  */
 int fuzz_preads(struct bk_source *src, const struct fuzz_out *expect, unsigned allowed,
                 struct bk_error *err);

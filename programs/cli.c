@@ -96,9 +96,15 @@ void cli_debug(const char *fmt, ...)
     va_end(ap);
 }
 
+const char *cli_message(const struct bk_error *err)
+{
+    /* Every failing library call says what failed; an empty message is a library bug. */
+    return err->msg[0] ? err->msg : "internal error: a library call failed without a message";
+}
+
 int cli_fail(const struct bk_error *err)
 {
-    cli_error("%s%s", err->msg, cli_hint(err));
+    cli_error("%s%s", cli_message(err), cli_hint(err));
     return cli_exit_status(err);
 }
 

@@ -53,6 +53,9 @@ void cli_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* The exit status that matches ERR's code. */
 int cli_exit_status(const struct bk_error *err);
 
+/* ERR's message, or a line saying that it has none (a library bug, never hidden). */
+const char *cli_message(const struct bk_error *err);
+
 /* Print ERR as an error and return the exit status that matches its code. */
 int cli_fail(const struct bk_error *err);
 

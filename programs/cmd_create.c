@@ -144,47 +144,46 @@ static void output_abort(struct output *out)
     }
 }
 
-int cmd_create(int argc, char **argv)
+static const struct option create_longopts[] = {
+    {"output", required_argument, NULL, 'o'},
+    {"no-checksum", no_argument, NULL, 'n'},
+    {"checksum-type", required_argument, NULL, 'c'},
+    {"detect-zeros", no_argument, NULL, 'z'},
+    {"threads", required_argument, NULL, 't'},
+    {"quiet", no_argument, NULL, 'q'},
+    {"debug", no_argument, NULL, 'd'},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
+};
+
+/* The options into OPTS and *OUTPUT, the image into *IMAGE; CLI_CONTINUE or a status. */
+static int parse_create(int argc, char **argv, struct bk_create_options *opts, const char **output,
+                        const char **image)
 {
-    static const struct option longopts[] = {
-        {"output", required_argument, NULL, 'o'},
-        {"no-checksum", no_argument, NULL, 'n'},
-        {"checksum-type", required_argument, NULL, 'c'},
-        {"detect-zeros", no_argument, NULL, 'z'},
-        {"threads", required_argument, NULL, 't'},
-        {"quiet", no_argument, NULL, 'q'},
-        {"debug", no_argument, NULL, 'd'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    struct bk_create_options opts;
-    bk_create_options_init(&opts);
-    opts.cancel = cli_cancel_requested;
-    const char *output = NULL;
     int c;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, ":o:qdh", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":o:qdh", create_longopts, NULL)) != -1) {
         switch (c) {
         case 'o':
-            output = optarg;
+            *output = optarg;
             break;
         case 'n':
-            opts.no_checksum = true;
+            opts->no_checksum = true;
             break;
         case 'c':
-            opts.hash = bk_hash_from_name(optarg);
-            if (opts.hash == BK_HASH_NONE)
+            opts->hash = bk_hash_from_name(optarg);
+            if (opts->hash == BK_HASH_NONE)
                 return cli_usage_error("create", "unknown checksum type '%s'", optarg);
             break;
         case 'z':
-            opts.detect_zeros = true;
+            opts->detect_zeros = true;
             break;
         case 't':
-            if (cli_parse_uint(optarg, 1, 64, &opts.threads) < 0)
+            if (cli_parse_uint(optarg, 1, 64, &opts->threads) < 0)
                 return cli_usage_error("create", "--threads takes a number from 1 to 64");
             break;
         default: {
-            int rc = cli_common_option(c, "create", argv, longopts, create_help);
+            int rc = cli_common_option(c, "create", argv, create_longopts, create_help);
             if (rc != CLI_CONTINUE)
                 return rc;
             break;
@@ -195,7 +194,40 @@ int cmd_create(int argc, char **argv)
         return cli_usage_error("create", "no image given");
     if (argc - optind > 1)
         return cli_usage_error("create", "unexpected argument '%s'", argv[optind + 1]);
-    const char *image = argv[optind];
+    *image = argv[optind];
+    return CLI_CONTINUE;
+}
+
+/* What was mapped, and the warning about an image without holes. */
+static void report_create(const char *image, const struct bk_bmap *bmap,
+                          const struct bk_create_options *opts, const struct bk_create_info *info,
+                          double elapsed)
+{
+    uint64_t mapped = bk_bmap_mapped_blocks(bmap), blocks = bk_bmap_blocks_count(bmap);
+    cli_debug("mapped with %s, %u hashing thread(s)", bk_map_method_name(info->method),
+              info->threads);
+    if (mapped == blocks && !opts->detect_zeros)
+        cli_warning("%s has no holes: every block is mapped and will be written. If the image "
+                    "lost its holes (copied without --sparse), --detect-zeros can leave out "
+                    "zero blocks",
+                    image);
+    if (opts->detect_zeros && info->zero_blocks)
+        cli_info("left out %" PRIu64 " zero-filled block(s)", info->zero_blocks);
+    char a[32], b[32];
+    cli_info("%s: %" PRIu64 " of %" PRIu64 " blocks mapped (%s of %s) in %.2f s", image, mapped,
+             blocks, cli_human_bytes(info->mapped_bytes, a, sizeof a),
+             cli_human_bytes(bk_bmap_image_size(bmap), b, sizeof b), elapsed);
+}
+
+int cmd_create(int argc, char **argv)
+{
+    struct bk_create_options opts;
+    bk_create_options_init(&opts);
+    opts.cancel = cli_cancel_requested;
+    const char *output = NULL, *image = NULL;
+    int rc = parse_create(argc, argv, &opts, &output, &image);
+    if (rc != CLI_CONTINUE)
+        return rc;
 
     struct bk_error err;
     bk_error_clear(&err);
@@ -204,11 +236,9 @@ int cmd_create(int argc, char **argv)
         bk_error_set(&err, BK_E_IO, errno, "cannot open image %s", image);
         return cli_fail(&err);
     }
-
     struct output out;
     if (output_open(&out, output, &image_st, &err) < 0)
         return cli_fail(&err);
-
     struct progress_state progress = {.enabled = !cli.quiet && isatty(STDERR_FILENO)};
     opts.progress = create_progress;
     opts.progress_ctx = &progress;
@@ -225,22 +255,7 @@ int cmd_create(int argc, char **argv)
         bk_bmap_free(bmap);
         return cli_fail(&err);
     }
-    double elapsed = cli_now() - t0;
-    uint64_t mapped = bk_bmap_mapped_blocks(bmap), blocks = bk_bmap_blocks_count(bmap);
-
-    cli_debug("mapped with %s, %u hashing thread(s)", bk_map_method_name(info.method),
-              info.threads);
-    if (mapped == blocks && !opts.detect_zeros)
-        cli_warning("%s has no holes: every block is mapped and will be written. If the image "
-                    "lost its holes (copied without --sparse), --detect-zeros can leave out "
-                    "zero blocks",
-                    image);
-    if (opts.detect_zeros && info.zero_blocks)
-        cli_info("left out %" PRIu64 " zero-filled block(s)", info.zero_blocks);
-    char a[32], b[32];
-    cli_info("%s: %" PRIu64 " of %" PRIu64 " blocks mapped (%s of %s) in %.2f s", image, mapped,
-             blocks, cli_human_bytes(info.mapped_bytes, a, sizeof a),
-             cli_human_bytes(bk_bmap_image_size(bmap), b, sizeof b), elapsed);
+    report_create(image, bmap, &opts, &info, cli_now() - t0);
     bk_bmap_free(bmap);
     return EXIT_OK;
 }

@@ -144,8 +144,8 @@ static int report(struct copy_cli *cc, const struct copy_plan *plan, int rc,
         char state[PATH_MAX + 200], q[4096];
         describe_state(st, plan->dest_path, dest_opened, state, sizeof state);
         status = cli_exit_status(err);
-        cli_error("%s%s%s", err->msg, cli_hint(err), state);
-        json_quote(q, sizeof q, err->msg);
+        cli_error("%s%s%s", cli_message(err), cli_hint(err), state);
+        json_quote(q, sizeof q, cli_message(err));
         progress_event(&cc->progress, "error", "\"message\":%s,\"exit\":%d", q, status);
     } else {
         char a[32], r[32];

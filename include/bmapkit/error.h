@@ -37,9 +37,10 @@ BK_API const char *bk_code_name(enum bk_code code);
 #define BK_ERROR_MSG_MAX 1024
 
 /*
- * The error value every fallible library call fills in when it fails. The message is
- * one line that names what failed and where (file, line, offset, range); it never ends
- * in a newline and never names an option of the bmapkit command.
+ * The error value every fallible library call fills in when it fails; such calls take
+ * it as their last argument, which must not be NULL. The message is one line that
+ * names what failed and where (file, line, offset, range); it never ends in a newline
+ * and never names an option of the bmapkit command.
  */
 struct bk_error {
     enum bk_code code;

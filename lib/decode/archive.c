@@ -169,6 +169,49 @@ static int read_failed(struct archive_source *s, struct bk_error *err)
     return -1;
 }
 
+/* Record a failure of the member's data; every later read repeats it. */
+static int data_failed(struct archive_source *s, const char *what, struct bk_error *err)
+{
+    fail(s, &s->error, what);
+    s->failed = true;
+    *err = s->error;
+    return -1;
+}
+
+/*
+ * The member's next bytes, never more than its recorded size: a member shorter than its
+ * size is truncated, one longer than it is damaged. Returns -1, 0 for the last bytes
+ * (or none), 1 for more to come.
+ */
+static int read_member(struct archive_source *s, void *buf, size_t len, la_ssize_t *n,
+                       struct bk_error *err)
+{
+    bool sized = s->pub.size >= 0;
+    uint64_t left = sized ? (uint64_t)s->pub.size - s->delivered : UINT64_MAX;
+    *n = 0;
+    if (left > 0) {
+        *n = archive_read_data(s->a, buf, (size_t)bk_min_u64(len, left));
+        if (*n < 0)
+            return read_failed(s, err);
+        s->delivered += (uint64_t)*n;
+        if (*n == 0 && sized)
+            return data_failed(s, "the member is shorter than its recorded size (truncated)", err);
+        if (*n > 0 && (!sized || s->delivered < (uint64_t)s->pub.size))
+            return 1;
+    }
+    if (sized) {
+        /* A reader that knows the size stops there; the checks after the data must come
+           before its last bytes then. */
+        char extra;
+        la_ssize_t more = archive_read_data(s->a, &extra, 1);
+        if (more < 0)
+            return read_failed(s, err);
+        if (more > 0)
+            return data_failed(s, "the member holds more data than its recorded size", err);
+    }
+    return 0;
+}
+
 static int archive_source_read(struct bk_source *src, void *buf, size_t len, size_t *got,
                                struct bk_error *err)
 {
@@ -182,27 +225,12 @@ static int archive_source_read(struct bk_source *src, void *buf, size_t len, siz
         return 0;
     la_ssize_t n = 0;
     if (!s->data_done) {
-        n = archive_read_data(s->a, buf, len);
-        if (n < 0)
-            return read_failed(s, err);
-        s->delivered += (uint64_t)n;
-        /* A reader that knows the size stops there; the checks after the data must
-           come before its last bytes then. */
-        if (n > 0 && (s->pub.size < 0 || s->delivered < (uint64_t)s->pub.size)) {
+        int more = read_member(s, buf, len, &n, err);
+        if (more < 0)
+            return -1;
+        if (more > 0) {
             *got = (size_t)n;
             return 0;
-        }
-        if (n > 0) {
-            char extra;
-            la_ssize_t more = archive_read_data(s->a, &extra, 1);
-            if (more < 0)
-                return read_failed(s, err);
-            if (more > 0) {
-                fail(s, &s->error, "the member holds more data than its recorded size");
-                s->failed = true;
-                *err = s->error;
-                return -1;
-            }
         }
         s->data_done = true;
     }

@@ -15,7 +15,9 @@
  *    "NAME: FORMAT: what is wrong at compressed byte OFFSET", e.g.
  *    "disk.img.xz: xz: compressed data is corrupt at byte 1048576" or
  *    "disk.img.gz: gzip: the stream ends early (truncated) at byte 52428800".
- *  - Memory stays bounded (a few MiB) whatever the image size.
+ *  - Memory stays bounded whatever the image size: a few MiB, plus the window or
+ *    dictionary the stream declares (xz up to 1.5 GiB, zstd up to 2 GiB, as their
+ *    tools allow), which is address space until the data fills it.
  */
 #ifndef BMAPKIT_DECODE_H
 #define BMAPKIT_DECODE_H

@@ -149,6 +149,25 @@ static bool header_sum_ok(const struct lzop_source *z, const uint8_t *p, size_t 
 }
 
 /* Read one file header, magic included, and consume it. */
+/* The optional extra field of the header at START, from *AT on; *AT moves past it. */
+static int read_extra_field(struct lzop_source *z, uint64_t start, size_t *at, struct bk_error *err)
+{
+    if (need(z, *at + 4, err) < 0)
+        return -1;
+    const uint8_t *h = z->ibuf + z->ipos;
+    uint32_t extra = be32(h + *at);
+    if (extra > EXTRA_MAX)
+        return fail(z, start + *at, err, "bad header (extra field too long)");
+    /* Its own checksum covers its length and its data. */
+    if (need(z, *at + 4 + extra + 4, err) < 0)
+        return -1;
+    h = z->ibuf + z->ipos;
+    if (!header_sum_ok(z, h + *at, 4 + (size_t)extra, be32(h + *at + 4 + extra)))
+        return fail(z, start + *at + 4 + extra, err, "extra field checksum mismatch");
+    *at += 4 + extra + 4;
+    return 0;
+}
+
 static int read_header(struct lzop_source *z, struct bk_error *err)
 {
     uint64_t start = offset_at(z, z->ipos);
@@ -219,21 +238,8 @@ static int read_header(struct lzop_source *z, struct bk_error *err)
         return fail(z, start + at, err, "header checksum mismatch");
     at += 4;
 
-    if (z->flags & F_H_EXTRA_FIELD) {
-        if (need(z, at + 4, err) < 0)
-            return -1;
-        h = z->ibuf + z->ipos;
-        uint32_t extra = be32(h + at);
-        if (extra > EXTRA_MAX)
-            return fail(z, start + at, err, "bad header (extra field too long)");
-        /* Its own checksum covers its length and its data. */
-        if (need(z, at + 4 + extra + 4, err) < 0)
-            return -1;
-        h = z->ibuf + z->ipos;
-        if (!header_sum_ok(z, h + at, 4 + (size_t)extra, be32(h + at + 4 + extra)))
-            return fail(z, start + at + 4 + extra, err, "extra field checksum mismatch");
-        at += 4 + extra + 4;
-    }
+    if ((z->flags & F_H_EXTRA_FIELD) && read_extra_field(z, start, &at, err) < 0)
+        return -1;
     z->ipos += at;
     return 0;
 }

@@ -42,7 +42,7 @@ int bk_source_plan(struct bk_source *src, const struct bk_area *areas, size_t co
 static int ends_early(struct bk_source *src, uint64_t offset, struct bk_error *err)
 {
     return bk_error_set(err, BK_E_FORMAT, 0,
-                        "%s: image ends at byte %" PRIu64 ", before the data the bmap lists",
+                        "%s: image ends at byte %" PRIu64 ", before the data still to copy",
                         src->name, offset);
 }
 

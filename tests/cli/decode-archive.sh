@@ -85,6 +85,20 @@ tar-lz4 tar.lz4 -I lz4
 tar-lzop tar.lzo -I lzop
 EOF
 
+# A tar inside an xz file of several blocks and a zstd file of several frames: these
+# are read through their random-access source, in order (the file is opened once,
+# which the redirected standard input shows).
+tar -cf plain.tar disk.img
+xz -T2 --block-size=65536 -c plain.tar >blocks.tar.xz
+[ "$(xz --robot -l blocks.tar.xz | awk '$1 == "totals" {print $3}')" -gt 2 ] ||
+    fail "blocks.tar.xz has a single block"
+archive_ok "tar inside xz of several blocks" blocks.tar.xz
+split -b 300000 plain.tar part.
+for part in part.*; do zstd -q -c "$part"; done >frames.tar.zst
+[ "$(zstd -lv frames.tar.zst 2>/dev/null | awk '/Zstandard Frames/ {print $4}')" -gt 2 ] ||
+    fail "frames.tar.zst has a single frame"
+archive_ok "tar inside zstd of several frames" frames.tar.zst
+
 # --- zip
 zip -q disk.img.zip disk.img
 archive_ok "zip (deflated)" disk.img.zip

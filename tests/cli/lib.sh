@@ -110,6 +110,9 @@ expect_fail() {
         fail "unexpected extra stderr lines from: $*"
     fi
     errline=$(grep '^bmapkit: error: ' "$WORK/.ef.err")
+    if grep -q 'internal error' <<<"$errline"; then
+        fail "a library call failed without a message ($*): $errline"
+    fi
     if ! grep -Eq -- "$pattern" <<<"$errline"; then
         fail "error message '$errline' does not match /$pattern/ ($*)"
     fi

@@ -53,7 +53,9 @@ static int read_one_index(struct bk_source *in, uint64_t off, uint64_t index_siz
 {
     uint8_t *buf = malloc(INDEX_READ);
     lzma_stream s = LZMA_STREAM_INIT;
-    if (!buf || lzma_index_decoder(&s, out, UINT64_MAX) != LZMA_OK) {
+    /* Each record takes two bytes at least: a damaged count must not reach malloc. */
+    uint64_t memlimit = lzma_index_memusage(1, index_size / 2 + 1);
+    if (!buf || lzma_index_decoder(&s, out, memlimit) != LZMA_OK) {
         free(buf);
         return bk_error_set(err, BK_E_NOMEM, 0, "out of memory");
     }
@@ -123,15 +125,81 @@ static int misaligned_stream(struct bk_source *in, uint64_t pos, struct bk_error
  * and header, into one index of the file's first END bytes. NO_FOOTER (no error set)
  * when END is not the end of a stream footer (or of padding after one).
  */
+/* The stream header at START must be one, and agree with the stream's FOOTER. */
+static int check_stream_header(struct bk_source *in, uint64_t start,
+                               const lzma_stream_flags *footer, struct bk_error *err)
+{
+    uint8_t buf[LZMA_STREAM_HEADER_SIZE];
+    if (xz_read_at(in, buf, sizeof buf, start, err) < 0)
+        return -1;
+    lzma_stream_flags header;
+    lzma_ret r = lzma_stream_header_decode(&header, buf);
+    if (r == LZMA_OK && lzma_stream_flags_compare(&header, footer) != LZMA_OK)
+        r = LZMA_DATA_ERROR;
+    if (r == LZMA_OK)
+        return 0;
+    return index_corrupt(in,
+                         r == LZMA_FORMAT_ERROR
+                             ? "no stream header where the index puts one"
+                             : "the stream header is corrupt or does not match its footer",
+                         start, err);
+}
+
+/*
+ * The stream that ends at POS (followed by PAD bytes of padding): its footer, index and
+ * header, checked. *IDX receives its index and *START where it begins. LAST is true for
+ * the file's last stream, where a missing footer means "not an indexed file".
+ */
+static int read_stream(struct bk_source *in, uint64_t pos, uint64_t pad, bool last,
+                       lzma_index **idx, uint64_t *start, struct bk_error *err)
+{
+    uint8_t buf[LZMA_STREAM_HEADER_SIZE];
+    lzma_stream_flags footer;
+    uint64_t footer_at = pos - LZMA_STREAM_HEADER_SIZE;
+    if (xz_read_at(in, buf, sizeof buf, footer_at, err) < 0)
+        return -1;
+    lzma_ret r = lzma_stream_footer_decode(&footer, buf);
+    if (r == LZMA_FORMAT_ERROR && last)
+        return NO_FOOTER;
+    if (r == LZMA_OPTIONS_ERROR) /* newer than this liblzma: the stream decoder decides */
+        return bk_error_set(err, BK_E_UNSUPPORTED, 0,
+                            "%s: xz: unsupported stream flags at byte %" PRIu64, in->name,
+                            footer_at);
+    if (r != LZMA_OK)
+        return index_corrupt(in,
+                             r == LZMA_FORMAT_ERROR ? "no stream footer before a stream"
+                                                    : "the stream footer is corrupt",
+                             footer_at, err);
+    if (footer.backward_size > footer_at - LZMA_STREAM_HEADER_SIZE)
+        return index_corrupt(in, "the stream footer gives an impossible index size", footer_at,
+                             err);
+    uint64_t index_at = footer_at - footer.backward_size;
+    if (read_one_index(in, index_at, footer.backward_size, idx, err) < 0)
+        return -1;
+    uint64_t stream_size = lzma_index_stream_size(*idx);
+    int rc = 0;
+    if (lzma_index_stream_flags(*idx, &footer) != LZMA_OK ||
+        lzma_index_stream_padding(*idx, pad) != LZMA_OK || stream_size > pos)
+        rc = index_corrupt(in, "the index does not fit the file", index_at, err);
+    else
+        rc = check_stream_header(in, pos - stream_size, &footer, err);
+    if (rc < 0) {
+        lzma_index_end(*idx, NULL);
+        *idx = NULL;
+        return rc;
+    }
+    *start = pos - stream_size;
+    return 0;
+}
+
 static int read_index(struct bk_source *in, uint64_t end, lzma_index **out, struct bk_error *err)
 {
     uint64_t pos = end;
     lzma_index *all = NULL;
-    uint8_t buf[LZMA_STREAM_HEADER_SIZE];
     int rc = 0;
 
     /* Streams and padding are multiples of four bytes, so every valid file is too. */
-    if (end % 4 != 0)
+    if (end == 0 || end % 4 != 0)
         return NO_FOOTER;
     while (pos > 0 && rc == 0) {
         if (pos % 4 != 0) {
@@ -145,62 +213,10 @@ static int read_index(struct bk_source *in, uint64_t end, lzma_index **out, stru
             rc = all ? index_corrupt(in, "unexpected data before a stream", pos, err) : NO_FOOTER;
             break;
         }
-        lzma_stream_flags footer, header;
-        uint64_t footer_at = pos - LZMA_STREAM_HEADER_SIZE;
-        if ((rc = xz_read_at(in, buf, sizeof buf, footer_at, err)) < 0)
-            break;
-        lzma_ret r = lzma_stream_footer_decode(&footer, buf);
-        if (r == LZMA_FORMAT_ERROR && !all) {
-            rc = NO_FOOTER;
-            break;
-        }
-        if (r == LZMA_OPTIONS_ERROR) {
-            /* Newer than this liblzma: let the stream decoder have its say. */
-            rc = bk_error_set(err, BK_E_UNSUPPORTED, 0,
-                              "%s: xz: unsupported stream flags at byte %" PRIu64, in->name,
-                              footer_at);
-            break;
-        }
-        if (r != LZMA_OK) {
-            rc = index_corrupt(in,
-                               r == LZMA_FORMAT_ERROR ? "no stream footer before a stream"
-                                                      : "the stream footer is corrupt",
-                               footer_at, err);
-            break;
-        }
-        if (footer.backward_size > footer_at - LZMA_STREAM_HEADER_SIZE) {
-            rc = index_corrupt(in, "the stream footer gives an impossible index size", footer_at,
-                               err);
-            break;
-        }
-        uint64_t index_at = footer_at - footer.backward_size;
         lzma_index *idx = NULL;
-        if ((rc = read_one_index(in, index_at, footer.backward_size, &idx, err)) < 0)
+        uint64_t start = 0;
+        if ((rc = read_stream(in, pos, pad, !all, &idx, &start, err)) != 0)
             break;
-        uint64_t stream_size = lzma_index_stream_size(idx);
-        if (lzma_index_stream_flags(idx, &footer) != LZMA_OK ||
-            lzma_index_stream_padding(idx, pad) != LZMA_OK || stream_size > pos) {
-            lzma_index_end(idx, NULL);
-            rc = index_corrupt(in, "the index does not fit the file", index_at, err);
-            break;
-        }
-        uint64_t start = pos - stream_size;
-        if ((rc = xz_read_at(in, buf, sizeof buf, start, err)) < 0) {
-            lzma_index_end(idx, NULL);
-            break;
-        }
-        r = lzma_stream_header_decode(&header, buf);
-        if (r == LZMA_OK && lzma_stream_flags_compare(&header, &footer) != LZMA_OK)
-            r = LZMA_DATA_ERROR;
-        if (r != LZMA_OK) {
-            lzma_index_end(idx, NULL);
-            rc = index_corrupt(in,
-                               r == LZMA_FORMAT_ERROR
-                                   ? "no stream header where the index puts one"
-                                   : "the stream header is corrupt or does not match its footer",
-                               start, err);
-            break;
-        }
         if (all && lzma_index_cat(idx, all, NULL) != LZMA_OK) {
             lzma_index_end(idx, NULL);
             rc = bk_error_set(err, BK_E_NOMEM, 0, "out of memory");
@@ -211,7 +227,7 @@ static int read_index(struct bk_source *in, uint64_t end, lzma_index **out, stru
     }
     if (rc == 0 && lzma_index_file_size(all) != end)
         rc = index_corrupt(in, "the indexes do not add up to the file", 0, err);
-    if (rc < 0) {
+    if (rc != 0) {
         if (all)
             lzma_index_end(all, NULL);
         return rc;
