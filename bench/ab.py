@@ -12,6 +12,7 @@ markdown. Inputs come from bench.py's workloads (run `bench.py --prepare-only` f
 import argparse
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
@@ -24,17 +25,24 @@ TMPFS_DIR = Path("/dev/shm") / f"bmapkit-ab-{os.getuid()}"
 SUFFIX = {"raw": "", "gz": ".gz", "xz": ".xz", "zst": ".zst", "bz2": ".bz2", "lz4": ".lz4"}
 
 
+def cpu_of_children():
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
 def copy_once(binary, image, bmap, dest):
-    """Wall time of one copy; the destination is removed before and after."""
+    """Wall and CPU time of one copy; the destination is removed before and after."""
     dest.unlink(missing_ok=True)
+    cpu = cpu_of_children()
     start = time.monotonic()
     r = subprocess.run([binary, "copy", "-q", "--bmap", str(bmap), str(image), str(dest)],
                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     took = time.monotonic() - start
+    cpu = cpu_of_children() - cpu
     dest.unlink(missing_ok=True)
     if r.returncode != 0:
         sys.exit(f"ab: {binary} failed on {image}: {r.stderr.decode().strip()}")
-    return took
+    return took, cpu
 
 
 def main():
@@ -56,6 +64,7 @@ def main():
     dest = TMPFS_DIR / "dest.img"
     formats = a.formats.split(",")
     times = {(f, who): [] for f in formats for who in ("old", "new")}
+    cpus = {(f, who): [] for f in formats for who in ("old", "new")}
     bins = {"old": a.old, "new": a.new}
     for f in formats:  # one untimed round each, so both start with warm caches
         for who in ("old", "new"):
@@ -64,8 +73,9 @@ def main():
         for f in formats:
             order = ("old", "new") if r % 2 == 0 else ("new", "old")
             for who in order:
-                t = copy_once(bins[who], Path(str(image) + SUFFIX[f]), bmap, dest)
+                t, c = copy_once(bins[who], Path(str(image) + SUFFIX[f]), bmap, dest)
                 times[(f, who)].append(t)
+                cpus[(f, who)].append(c)
         print(f"ab: round {r + 1} of {a.runs} done", file=sys.stderr)
 
     lines = [
@@ -75,14 +85,19 @@ def main():
         f"{os.cpu_count()} CPUs, kernel {platform.release()}",
         f"- old: `{a.old}`; new: `{a.new}`",
         "",
-        "| input | old median (s) | new median (s) | new / old | old min-max | new min-max |",
-        "|---|---|---|---|---|---|",
+        "Wall time (median of the rounds) and CPU time (user + system, median):",
+        "",
+        "| input | old wall (s) | new wall (s) | new / old | old min-max | new min-max "
+        "| old CPU (s) | new CPU (s) | new / old |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for f in formats:
         o, n = times[(f, "old")], times[(f, "new")]
         mo, mn = statistics.median(o), statistics.median(n)
+        co, cn = statistics.median(cpus[(f, "old")]), statistics.median(cpus[(f, "new")])
         lines.append(f"| {f} | {mo:.3f} | {mn:.3f} | {mn / mo:.3f} | "
-                     f"{min(o):.3f}-{max(o):.3f} | {min(n):.3f}-{max(n):.3f} |")
+                     f"{min(o):.3f}-{max(o):.3f} | {min(n):.3f}-{max(n):.3f} "
+                     f"| {co:.3f} | {cn:.3f} | {cn / co:.3f} |")
     text = "\n".join(lines) + "\n"
     print(text)
     if a.output:
