@@ -40,7 +40,7 @@ static void copy_help(void)
            "                           bypassing the page cache, and check it\n"
            "      --readback-retries N rewrite a range that reads back wrong up to N times\n"
            "      --force              write to a disk even though one of its partitions is\n"
-           "                           mounted or in use\n"
+           "                           mounted or in use (never to the running system's)\n"
            "      --no-tune            leave the block device's I/O settings alone\n"
            "      --ums[=SELECTOR]     write to the U-Boot UMS disk (vendor Linux, model\n"
            "                           'UMS disk N'); SELECTOR picks one of several by LUN,\n"

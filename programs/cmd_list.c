@@ -134,6 +134,10 @@ int cmd_list(int argc, char **argv)
     if (!l)
         return cli_fail(&err);
     cli_debug("%zu block device(s)%s", bk_disk_list_count(l), all ? "" : " to show");
+    if (!bk_disk_list_root_known(l))
+        cli_warning("cannot tell which disk holds the running system (the root directory is on "
+                    "no block device visible here, as in a container): no disk is marked "
+                    "'system'");
     if (json)
         print_json(l);
     else if (bk_disk_list_count(l) == 0)

@@ -17,7 +17,7 @@ extern "C" {
 /* What uses a disk or any of its partitions, as far as sysfs and procfs tell. */
 struct bk_disk_usage {
     bool mounted;    /* a file system on it is mounted */
-    bool holds_root; /* one of those is mounted on "/" */
+    bool holds_root; /* it holds the running system: mounted on "/", or this process's root */
     bool swap;       /* used as swap */
     bool holders;    /* claimed by device-mapper, md, ... */
     char what[512];  /* first use found, for messages ("/dev/sda1 on /boot") */
@@ -61,6 +61,14 @@ BK_API size_t bk_disk_list_count(const struct bk_disk_list *list);
  * fields are only ever added at its end: read it through the pointer, or copy it.
  */
 BK_API const struct bk_disk_info *bk_disk_list_get(const struct bk_disk_list *list, size_t i);
+
+/*
+ * Whether the disk that holds the running system could be told when LIST was made: it
+ * then carries holds_root (or, under device-mapper or md, holders). False in a
+ * container whose root is on no block device visible here: any disk may then hold the
+ * system unseen, and only the exclusive open still guards it.
+ */
+BK_API bool bk_disk_list_root_known(const struct bk_disk_list *list);
 
 /* Free LIST (NULL is fine). */
 BK_API void bk_disk_list_free(struct bk_disk_list *list);

@@ -75,9 +75,18 @@ static int check_disk(struct bk_dest *d, dev_t rdev, const struct bk_dest_option
     struct bk_disk_usage usage;
     if (bk_disk_usage(o->sysroot, disk, &usage, err) < 0)
         return bk_error_prefix(err, "destination %s", d->name);
+    /* No option overrides this one: it is the system this very process runs on. */
+    if (usage.holds_root)
+        return bk_error_set(err, BK_E_REFUSED, 0, "refusing to write to %s: %s", d->name,
+                            usage.what);
     if ((usage.mounted || usage.swap || usage.holders) && !o->force)
         return bk_error_set(err, BK_E_IN_USE, 0, "refusing to write to %s: %s", d->name,
                             usage.what);
+    dev_t root;
+    if (o->warn && bk_root_device(o->sysroot, &root) < 0)
+        o->warn(o->warn_ctx, "cannot tell which disk holds the running system (the root "
+                             "directory is on no block device visible here, as in a "
+                             "container); only the exclusive open guards it");
     return 0;
 }
 

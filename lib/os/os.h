@@ -31,6 +31,14 @@ int bk_disk_usage(const char *sysroot, const char *disk, struct bk_disk_usage *u
                   struct bk_error *err);
 
 /*
+ * The block device that holds this process's root directory (under SYSROOT, a fake
+ * tree, the one its proc/root-device file names as MAJOR:MINOR). Returns -1 when the
+ * root is on no block device that sysfs knows (an overlay in a container, tmpfs): then
+ * which disk holds the running system cannot be told from here.
+ */
+int bk_root_device(const char *sysroot, dev_t *dev);
+
+/*
  * Read the one-line sysfs attribute SYSROOT/sys/class/block/DISK/ATTR into BUF,
  * trimmed. Returns -1 when it cannot be read: many attributes are optional, so the
  * caller decides whether that is a failure.

@@ -8,7 +8,9 @@
 #     files dev, size (512-byte sectors), removable, ro and device/{vendor,model,serial}
 #     describe the disk; partitions are subdirectories holding "partition";
 #   - SYSROOT/sys/dev/block/MAJ:MIN links to the same directories;
-#   - SYSROOT/proc/self/mountinfo and SYSROOT/proc/swaps say what is in use;
+#   - SYSROOT/proc/self/mountinfo (and proc/1/mountinfo, if made) and SYSROOT/proc/swaps
+#     say what is in use; SYSROOT/proc/root-device, if made, names the device of the
+#     root directory as MAJ:MIN (a chroot whose root no mount table shows);
 #   - SYSROOT/dev/NAME is the device node. Fake trees make it a regular file, and copy
 #     to a UMS disk then writes the image into that file as into any regular file: the
 #     block-device checks (mounted, system, capacity, O_EXCL) apply to real devices only

@@ -92,6 +92,29 @@ assert by["loop0"]["transport"] == "loop" and by["loop0"]["size"] == 0
 PY
 pass "--json --all: partitions name their disk"
 
+# --- the disk of the process's own root (a chroot whose root no mount table names)
+C=$WORK/chroot
+fake_tree "$C"
+fake_disk "$C" vda 254:0 2097152 virtual 0 - -
+fake_part "$C" vda vda1 254:1 2048
+echo 254:1 >"$C/proc/root-device"
+BMAPKIT_SYSROOT=$C run_ok "$BMAPKIT" list --json
+python3 - "$WORK/.out" <<'PY' || fail "own root: vda not marked system"
+import json, sys
+d = json.load(open(sys.argv[1]))[0]
+assert d["name"] == "vda" and d["system"] and d["mounted"], d
+assert "root directory of this process" in d["usage"], d
+PY
+[ ! -s "$WORK/.err" ] || fail "own root known, yet: $(cat "$WORK/.err")"
+pass "the disk holding the process's root is marked system without a mount on /"
+# Nothing tells: said plainly, and no disk marked.
+rm "$C/proc/root-device"
+BMAPKIT_SYSROOT=$C run_ok "$BMAPKIT" list
+grep -q "warning: cannot tell which disk holds the running system" "$WORK/.err" ||
+    fail "root unknown, no warning: '$(cat "$WORK/.err")'"
+grep -q "system" "$WORK/.out" && fail "root unknown, yet a disk is marked: $(cat "$WORK/.out")"
+pass "when no disk can be told to hold the running system, list says so"
+
 # --- a machine without disks; usage errors
 E=$WORK/empty
 fake_tree "$E"

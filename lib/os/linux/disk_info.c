@@ -249,7 +249,16 @@ struct bk_disk_list *bk_disk_list_scan(const char *sysroot, bool all, struct bk_
     }
     if (list->count > 1)
         qsort(list->disks, list->count, sizeof *list->disks, by_name);
+    dev_t root;
+    list->root_known = bk_root_device(sysroot, &root) == 0;
+    for (size_t i = 0; i < list->count; i++)
+        list->root_known |= list->disks[i].usage.holds_root;
     return list;
+}
+
+bool bk_disk_list_root_known(const struct bk_disk_list *list)
+{
+    return list->root_known;
 }
 
 size_t bk_disk_list_count(const struct bk_disk_list *list)

@@ -85,10 +85,16 @@ static void unescape(char *s)
     *out = '\0';
 }
 
-static void check_mounts(const struct dev_set *s, const char *sysroot, struct bk_disk_usage *u)
+/*
+ * The mounts of the mount table TABLE (under SYSROOT) on the devices of S. A process in
+ * a chroot sees only the mounts below its root in its own table; the table of process
+ * 1, readable by root, shows the others (the real "/" among them).
+ */
+static void check_mount_table(const struct dev_set *s, const char *sysroot, const char *table,
+                              struct bk_disk_usage *u)
 {
     char path[PATH_MAX];
-    bk_root_path(path, sizeof path, sysroot, "/proc/self/mountinfo");
+    bk_root_path(path, sizeof path, sysroot, "%s", table);
     FILE *f = fopen(path, "re");
     if (!f)
         return;
@@ -108,13 +114,38 @@ static void check_mounts(const struct dev_set *s, const char *sysroot, struct bk
         if (!u->mounted)
             snprintf(u->what, sizeof u->what, "/dev/%.60s is mounted on %.400s", s->names[i], mnt);
         u->mounted = true;
-        if (strcmp(mnt, "/") == 0) {
+        if (strcmp(mnt, "/") == 0 && !u->holds_root) {
             u->holds_root = true;
             snprintf(u->what, sizeof u->what, "/dev/%.60s holds the running system (mounted on /)",
                      s->names[i]);
         }
     }
     fclose(f);
+}
+
+/*
+ * The device of this process's own root directory: in a chroot whose root is a folder
+ * of another file system, no mount table this process can read may name it "/".
+ */
+static void check_own_root(const struct dev_set *s, const char *sysroot, struct bk_disk_usage *u)
+{
+    dev_t root;
+    if (bk_root_device(sysroot, &root) < 0)
+        return;
+    int i = dev_set_find(s, root, NULL);
+    if (i < 0 || u->holds_root)
+        return;
+    u->mounted = u->holds_root = true;
+    snprintf(u->what, sizeof u->what,
+             "/dev/%.60s holds the running system (the root directory of this process)",
+             s->names[i]);
+}
+
+static void check_mounts(const struct dev_set *s, const char *sysroot, struct bk_disk_usage *u)
+{
+    check_mount_table(s, sysroot, "/proc/self/mountinfo", u);
+    check_mount_table(s, sysroot, "/proc/1/mountinfo", u);
+    check_own_root(s, sysroot, u);
 }
 
 static void check_swaps(const struct dev_set *s, const char *sysroot, struct bk_disk_usage *u)
@@ -184,5 +215,30 @@ int bk_disk_usage(const char *sysroot, const char *disk, struct bk_disk_usage *u
     check_swaps(s, sysroot, usage);
     check_holders(s, sysroot, disk, usage);
     free(s);
+    return 0;
+}
+
+int bk_root_device(const char *sysroot, dev_t *dev)
+{
+    char path[PATH_MAX];
+    /* A fake tree gives its answer in a file; the real one is the root's device. */
+    if (sysroot) {
+        char line[64];
+        unsigned ma, mi;
+        bk_root_path(path, sizeof path, sysroot, "/proc/root-device");
+        if (bk_read_line(path, line, sizeof line) < 0 || sscanf(line, "%u:%u", &ma, &mi) != 2)
+            return -1;
+        *dev = makedev(ma, mi);
+        return 0;
+    }
+    struct stat st;
+    if (stat("/", &st) < 0 || major(st.st_dev) == 0)
+        return -1; /* an overlay, tmpfs or other file system on no block device */
+    /* Only a device sysfs knows as a block device can be a disk we list. */
+    bk_root_path(path, sizeof path, NULL, "/sys/dev/block/%u:%u", major(st.st_dev),
+                 minor(st.st_dev));
+    if (access(path, F_OK) < 0)
+        return -1;
+    *dev = st.st_dev;
     return 0;
 }

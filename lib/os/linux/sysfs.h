@@ -17,6 +17,7 @@ int bk_read_line(const char *path, char *buf, size_t cap);
 struct bk_disk_list {
     size_t count;
     struct bk_disk_info *disks;
+    bool root_known; /* the disk that holds the running system could be told */
 };
 
 /* Describe the block device NAME (SYSROOT/sys/class/block/NAME) into INFO. */
