@@ -41,8 +41,21 @@ static void print_help(void)
            "Run 'bmapkit COMMAND --help' for a command's options; see bmapkit(1).\n");
 }
 
+/*
+ * An error that a signal caused (a blocking open or read cut short, EINTR) ends as an
+ * interruption, status 4; data that did not verify keeps its own status.
+ */
+static int interrupted_status(int status)
+{
+    if (status == EXIT_ERROR && atomic_load(&cli_interrupted))
+        return EXIT_INTERRUPTED;
+    return status;
+}
+
 int main(int argc, char **argv)
 {
+    /* First of all: a Ctrl-C or SIGTERM from now on ends in the documented way. */
+    cli_install_signals();
     static const struct option longopts[] = {
         {"version", no_argument, NULL, 'V'},
         {"quiet", no_argument, NULL, 'q'},
@@ -80,12 +93,11 @@ int main(int argc, char **argv)
     const char *name = argv[optind];
     for (size_t i = 0; i < COMMAND_COUNT; i++) {
         if (strcmp(commands[i].name, name) == 0) {
-            cli_install_signals();
             /* The subcommand sees its name as argv[0], like a program of its own;
                optind = 0 makes glibc's getopt start afresh. */
             int first = optind;
             optind = 0;
-            return commands[i].run(argc - first, argv + first);
+            return interrupted_status(commands[i].run(argc - first, argv + first));
         }
     }
     return cli_usage_error(NULL, "unknown command '%s'", name);

@@ -30,6 +30,14 @@ void cli_install_signals(void)
     sigaction(SIGHUP, &sa, NULL);
     /* A closed pipe shows up as EPIPE on write, which names the output. */
     signal(SIGPIPE, SIG_IGN);
+    /* A parent may start us with these blocked: what it sent meanwhile arrives now, at
+       the handler, instead of being lost or killing us later by its default action. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGHUP);
+    sigprocmask(SIG_UNBLOCK, &set, NULL);
 }
 
 bool cli_cancel_requested(void *ctx)
