@@ -1,17 +1,11 @@
 /* SPDX-License-Identifier: MIT */
-/* bmapkit copy: write an image to a file or block device using its bmap, verified. */
+/* bmapkit copy: its help and command line; the plan and the run are in copy_*.c. */
 #include "cli.h"
 
-#include <errno.h>
 #include <getopt.h>
-#include <inttypes.h>
-#include <limits.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "copy_plan.h"
 
