@@ -5,8 +5,24 @@ set -eu
 
 build_pkgs="gcc meson ninja-build pkg-config libexpat1-dev libssl-dev libisal-dev zlib1g-dev
 libbz2-dev liblzma-dev libzstd-dev liblz4-dev libxxhash-dev liblzo2-dev libarchive-dev"
-test_pkgs="libcmocka-dev clang libclang-rt-14-dev bmap-tools e2fsprogs dosfstools mtools
-fdisk util-linux xz-utils zstd lz4 bzip2 gzip pigz pbzip2 lzop python3 diffutils time"
+# Everything the tests, the demo and the fuzz targets run, by what runs it. A minimal
+# Debian (debootstrap --variant=minbase) lacks most of it; scripts/check-fresh.sh
+# checks that nothing is missing.
+# - unit tests; api-headers compiles the headers as C++ (g++), api-symbols reads them (nm)
+# - fuzz targets: clang with libFuzzer
+# - the reference bmaptool
+# - disk images: file systems, partition tables, FAT files, loop devices and mounts,
+#   setpriv, taskset, fallocate, blockdev (util-linux), script (bsdutils)
+# - compressors and archivers of the decoder tests and the fuzz seed corpora
+# - the tests' helpers (python3, cmp) and the benchmark's GNU time
+# - scripts/check-fresh.sh, which scripts/test.sh runs as root: debootstrap, git
+test_pkgs="libcmocka-dev g++ binutils
+clang libclang-rt-14-dev
+bmap-tools
+e2fsprogs dosfstools mtools fdisk util-linux mount bsdutils
+xz-utils zstd lz4 bzip2 gzip pigz pbzip2 lzop tar zip unzip
+python3 diffutils time
+debootstrap git"
 
 case "${1:-all}" in
 build) pkgs="$build_pkgs" ;;

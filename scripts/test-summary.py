@@ -18,13 +18,19 @@ for log in sorted(out.glob("*/meson-logs/testlog.json")):
             print(f"skipped {log.parent.parent.name}/{t['name']}: {reason}")
         else:
             failed += 1
-            print(f"failed {log.parent.parent.name}/{t['name']}: {result}")
+            # The test's own verdict says more than meson's result (a missing tool, say).
+            reason = next((l for l in t.get("stdout", "").splitlines() if l.startswith("FAIL")), result)
+            print(f"failed {log.parent.parent.name}/{t['name']}: {reason}")
+# Lines "NAME PASS", "NAME FAIL" or "NAME SKIP why" from scripts/test.sh itself.
 extra = out / "extra.txt"
 if extra.exists():
     for line in extra.read_text().splitlines():
-        name, result = line.rsplit(" ", 1)
+        name, result, *why = line.split(" ", 2)
         if result == "PASS":
             passed += 1
+        elif result == "SKIP":
+            skipped += 1
+            print(f"skipped {name}: SKIP: {why[0] if why else 'no reason given'}")
         else:
             failed += 1
             print(f"failed {name}")

@@ -1,8 +1,8 @@
 #!/bin/sh
 # Install what is missing, build, and run the whole test suite: a normal build, an
 # AddressSanitizer + UndefinedBehaviorSanitizer build, the threaded tests under
-# ThreadSanitizer, and a short run of each fuzz target. Ends with one line
-# "N passed, N failed[, N skipped]".
+# ThreadSanitizer, a short run of each fuzz target, and (as root) the install step and
+# the demo on a fresh minimal Debian. Ends with one line "N passed, N failed[, N skipped]".
 set -u
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
@@ -71,6 +71,22 @@ if build fuzz env CC=clang meson setup "$out/fuzz" -Dtests=disabled -Dfuzz=enabl
             status=1
         fi
     done
+fi
+
+# The README's quick start on a minimal Debian made on the spot: the install step and
+# the demo (the whole suite there is scripts/check-fresh.sh without --quick).
+if [ "$(id -u)" -eq 0 ]; then
+    echo "== check-fresh --quick"
+    if sh "$top/scripts/check-fresh.sh" --quick >"$out/check-fresh-quick.log" 2>&1; then
+        echo "check-fresh-quick PASS" >>"$out/extra.txt"
+        sed -n '/^== check-fresh: results/,$p' "$out/check-fresh-quick.log"
+    else
+        tail -n 40 "$out/check-fresh-quick.log"
+        echo "check-fresh-quick FAIL" >>"$out/extra.txt"
+        status=1
+    fi
+else
+    echo "check-fresh-quick SKIP debootstrap, mount and chroot need root" >>"$out/extra.txt"
 fi
 
 python3 "$top/scripts/test-summary.py" "$out" || status=1

@@ -2,6 +2,7 @@
 # In a chroot whose root is a folder of a mounted file system (so that no mount table the process reads names "/"), list still marks the disk holding it as the system's and copy refuses it, even with --force (root only; a loop device stands in for the disk).
 source "$TESTS_DIR/lib.sh"
 [ "$(id -u)" -eq 0 ] || skip "chroot, mount and loop devices need root"
+require_tools python3 losetup mkfs.ext4 chroot ldd
 cd "$WORK"
 
 truncate -s 96M fs.img

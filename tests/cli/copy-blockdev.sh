@@ -2,10 +2,8 @@
 # bmapkit copy to loop block devices (root only): copy and read-back, capacity, mounted partitions and devices, --removable-device, interruption, I/O tuning restored.
 source "$TESTS_DIR/lib.sh"
 
+require_tools losetup blockdev sfdisk mkfs.ext4
 [ "$(id -u)" -eq 0 ] || skip "loop devices need root"
-for tool in losetup blockdev; do
-    command -v "$tool" >/dev/null || skip "$tool is not installed"
-done
 require_sparse_support "$WORK"
 cd "$WORK"
 [ "$BS" -eq 4096 ] || skip "the test images assume 4096-byte blocks, $WORK has $BS"
@@ -138,69 +136,61 @@ expect_fail 1 "$devpath" "$BMAPKIT" copy -q --bmap img.bmap img "$devpath"
 pass "missing $devpath: refused, not created"
 
 # --- a partitioned device with a mounted partition
-if command -v sfdisk >/dev/null && command -v mkfs.ext4 >/dev/null; then
-    pattern parted.back $((64 * MiB))
-    printf 'label: dos\nstart=2048, size=40960, type=83\n' | sfdisk -q parted.back >/dev/null ||
-        fail "sfdisk failed"
-    attach parted.back -P || fail "cannot attach parted.back with partitions"
-    PARTED=$LOOP
-    part=${PARTED}p1
-    for _ in $(seq 30); do [ -b "$part" ] && break; sleep 0.1; done
-    psys=/sys/class/block/$(basename "$PARTED")p1/dev
-    if [ ! -b "$part" ] && [ -r "$psys" ]; then
-        # No udev or devtmpfs to make the node: make one here from the sysfs numbers.
-        part=$WORK/$(basename "$PARTED")p1
-        mknod "$part" b "$(cut -d: -f1 "$psys")" "$(cut -d: -f2 "$psys")" || part=/nonexistent
-    fi
-    if [ ! -b "$part" ]; then
-        note_skip "no partition node $part appeared (no devtmpfs/udev here)"
-    else
-        expect_fail 1 'partition' "$BMAPKIT" copy -q --removable-device --bmap img.bmap img "$part"
-        pass "--removable-device on the partition $part: refused"
-        mkfs.ext4 -q -F -E lazy_itable_init=0,lazy_journal_init=0 "$part" >/dev/null 2>&1 || fail "mkfs.ext4 $part failed"
-        mkdir mnt
-        if mount -o ro "$part" mnt 2>.mount.err; then
-            at_exit "umount '$WORK/mnt' 2>/dev/null"
-            cp parted.back parted.saved 2>/dev/null || true
-            dd if="$PARTED" of=parted.saved bs=1M status=none
-            expect_fail 1 'mounted' "$BMAPKIT" copy -q --bmap img.bmap img "$PARTED"
-            dd if="$PARTED" bs=1M status=none | cmp - parted.saved || fail "$PARTED changed by a refused copy"
-            pass "$PARTED with $part mounted: refused mentioning 'mounted', unchanged"
-            expect_fail 1 'mounted|in use|busy' "$BMAPKIT" copy -q --bmap img.bmap img "$part"
-            pass "the mounted partition $part itself: refused"
-            umount mnt
-            run_ok "$BMAPKIT" copy --bmap img.bmap img "$PARTED"
-            cmp -n "$SIZE" img "$PARTED" || fail "$PARTED: copy after unmounting differs"
-            pass "$PARTED after unmounting: copied"
-        else
-            note_skip "cannot mount $part here: $(cat .mount.err)"
-        fi
-    fi
+pattern parted.back $((64 * MiB))
+printf 'label: dos\nstart=2048, size=40960, type=83\n' | sfdisk -q parted.back >/dev/null ||
+    fail "sfdisk failed"
+attach parted.back -P || fail "cannot attach parted.back with partitions"
+PARTED=$LOOP
+part=${PARTED}p1
+for _ in $(seq 30); do [ -b "$part" ] && break; sleep 0.1; done
+psys=/sys/class/block/$(basename "$PARTED")p1/dev
+if [ ! -b "$part" ] && [ -r "$psys" ]; then
+    # No udev or devtmpfs to make the node: make one here from the sysfs numbers.
+    part=$WORK/$(basename "$PARTED")p1
+    mknod "$part" b "$(cut -d: -f1 "$psys")" "$(cut -d: -f2 "$psys")" || part=/nonexistent
+fi
+if [ ! -b "$part" ]; then
+    note_skip "no partition node $part appeared (no devtmpfs/udev here)"
 else
-    note_skip "sfdisk or mkfs.ext4 missing: no mounted-partition case"
+    expect_fail 1 'partition' "$BMAPKIT" copy -q --removable-device --bmap img.bmap img "$part"
+    pass "--removable-device on the partition $part: refused"
+    mkfs.ext4 -q -F -E lazy_itable_init=0,lazy_journal_init=0 "$part" >/dev/null 2>&1 || fail "mkfs.ext4 $part failed"
+    mkdir mnt
+    if mount -o ro "$part" mnt 2>.mount.err; then
+        at_exit "umount '$WORK/mnt' 2>/dev/null"
+        cp parted.back parted.saved 2>/dev/null || true
+        dd if="$PARTED" of=parted.saved bs=1M status=none
+        expect_fail 1 'mounted' "$BMAPKIT" copy -q --bmap img.bmap img "$PARTED"
+        dd if="$PARTED" bs=1M status=none | cmp - parted.saved || fail "$PARTED changed by a refused copy"
+        pass "$PARTED with $part mounted: refused mentioning 'mounted', unchanged"
+        expect_fail 1 'mounted|in use|busy' "$BMAPKIT" copy -q --bmap img.bmap img "$part"
+        pass "the mounted partition $part itself: refused"
+        umount mnt
+        run_ok "$BMAPKIT" copy --bmap img.bmap img "$PARTED"
+        cmp -n "$SIZE" img "$PARTED" || fail "$PARTED: copy after unmounting differs"
+        pass "$PARTED after unmounting: copied"
+    else
+        note_skip "cannot mount $part here: $(cat .mount.err)"
+    fi
 fi
 
 # --- a device holding a mounted file system (no partition table): the same check as
 # for partitions, through the mount table; nothing is written.
-if command -v mkfs.ext4 >/dev/null; then
-    pattern whole.back $((32 * MiB))
-    mkfs.ext4 -q -F -E lazy_itable_init=0,lazy_journal_init=0 whole.back >/dev/null 2>&1 || fail "mkfs.ext4 whole.back failed"
-    attach whole.back || fail "cannot attach whole.back"
-    WHOLE=$LOOP
-    mkdir -p wmnt
-    if mount -o ro "$WHOLE" wmnt 2>.wmount.err; then
-        at_exit "umount '$WORK/wmnt' 2>/dev/null"
-        dd if="$WHOLE" of=whole.saved bs=1M status=none
-        expect_fail 1 'mounted on' "$BMAPKIT" copy -q --bmap img.bmap img "$WHOLE"
-        expect_fail 1 'mounted|busy' "$BMAPKIT" copy -q --force --bmap img.bmap img "$WHOLE"
-        dd if="$WHOLE" bs=1M status=none | cmp - whole.saved || fail "$WHOLE changed by a refused copy"
-        pass "$WHOLE with its file system mounted: refused (also with --force), unchanged"
-        umount wmnt
-    else
-        note_skip "cannot mount $WHOLE here: $(cat .wmount.err)"
-    fi
+pattern whole.back $((32 * MiB))
+mkfs.ext4 -q -F -E lazy_itable_init=0,lazy_journal_init=0 whole.back >/dev/null 2>&1 || fail "mkfs.ext4 whole.back failed"
+attach whole.back || fail "cannot attach whole.back"
+WHOLE=$LOOP
+mkdir -p wmnt
+if mount -o ro "$WHOLE" wmnt 2>.wmount.err; then
+    at_exit "umount '$WORK/wmnt' 2>/dev/null"
+    dd if="$WHOLE" of=whole.saved bs=1M status=none
+    expect_fail 1 'mounted on' "$BMAPKIT" copy -q --bmap img.bmap img "$WHOLE"
+    expect_fail 1 'mounted|busy' "$BMAPKIT" copy -q --force --bmap img.bmap img "$WHOLE"
+    dd if="$WHOLE" bs=1M status=none | cmp - whole.saved || fail "$WHOLE changed by a refused copy"
+    pass "$WHOLE with its file system mounted: refused (also with --force), unchanged"
+    umount wmnt
 else
-    note_skip "mkfs.ext4 missing: no mounted-device case"
+    note_skip "cannot mount $WHOLE here: $(cat .wmount.err)"
 fi
 
 # --- interrupted copy: exit 4, the image's first MiB never reaches the device

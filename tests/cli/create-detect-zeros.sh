@@ -2,6 +2,7 @@
 # bmapkit create --detect-zeros: all-zero blocks left out, any non-zero byte keeps its block.
 . "$TESTS_DIR/lib.sh"
 
+require_tools bmaptool
 require_sparse_support "$WORK"
 cd "$WORK"
 
@@ -26,14 +27,12 @@ detect_check() {
     if grep -q '^bmapkit: warning: .*no holes' .err; then
         fail "$name: 'no holes' warning printed with --detect-zeros"
     fi
-    if have_bmaptool; then
-        bmaptool_copy_check "$image" "$image.bmap"
-        head -c "$size" /dev/zero >zero-filled.copy
-        bmaptool -q copy --bmap "$image.bmap" "$image" zero-filled.copy 2>/dev/null ||
-            fail "$name: bmaptool copy onto a zero-filled file failed"
-        cmp "$image" zero-filled.copy || fail "$name: copy onto a zero-filled file differs"
-        rm -f zero-filled.copy
-    fi
+    bmaptool_copy_check "$image" "$image.bmap"
+    head -c "$size" /dev/zero >zero-filled.copy
+    bmaptool -q copy --bmap "$image.bmap" "$image" zero-filled.copy 2>/dev/null ||
+        fail "$name: bmaptool copy onto a zero-filled file failed"
+    cmp "$image" zero-filled.copy || fail "$name: copy onto a zero-filled file differs"
+    rm -f zero-filled.copy
     [ "${#ranges}" -le 40 ] || ranges="$(wc -w <<<"$ranges") ranges"
     pass "$name: ${ranges:-no ranges}, $dropped zero blocks left out and reported, image rebuilt by bmaptool copy"
 }

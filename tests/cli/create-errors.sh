@@ -2,6 +2,7 @@
 # bmapkit create on bad input: clear error, exit 1, no output written, nothing destroyed.
 . "$TESTS_DIR/lib.sh"
 
+require_tools setpriv
 cd "$WORK"
 new_sparse img $((16 * BS))
 put_blocks img 1 2
@@ -35,7 +36,6 @@ without_dac() {
 
 # can_drop_dac: as root, setpriv can take away the permission override.
 can_drop_dac() {
-    command -v setpriv >/dev/null 2>&1 || return 1
     : >"$WORK/.probe"
     chmod 000 "$WORK/.probe"
     if without_dac cat "$WORK/.probe" >/dev/null 2>&1; then

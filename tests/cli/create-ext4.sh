@@ -2,9 +2,8 @@
 # Images on loop-mounted ext4 (4 KiB and 1 KiB blocks): FIEMAP, preallocated extents, same as the reference.
 . "$TESTS_DIR/lib.sh"
 
+require_tools mkfs.ext4 bmaptool
 [ "$(id -u)" -eq 0 ] || skip "mounting an ext4 file system needs root"
-command -v mkfs.ext4 >/dev/null 2>&1 || skip "mkfs.ext4 (e2fsprogs) is not installed"
-have_bmaptool || skip "bmaptool (Debian package bmap-tools) is not installed"
 
 # mount_ext4 BLOCKSIZE: a fresh ext4 with BLOCKSIZE-byte blocks, mounted on $MNT.
 MOUNTS=0

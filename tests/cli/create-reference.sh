@@ -2,7 +2,7 @@
 # bmapkit create against the reference bmaptool create: same header values, ranges and checksums.
 . "$TESTS_DIR/lib.sh"
 
-have_bmaptool || skip "bmaptool (Debian package bmap-tools) is not installed"
+require_tools bmaptool
 require_sparse_support "$WORK"
 cd "$WORK"
 

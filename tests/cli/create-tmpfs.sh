@@ -2,6 +2,8 @@
 # Images on tmpfs (no FIEMAP): mapped with SEEK_DATA/SEEK_HOLE, same result as the reference and as on disk.
 . "$TESTS_DIR/lib.sh"
 
+require_tools bmaptool
+
 # --- a tmpfs to work on
 if [ "$(stat -f -c %T /dev/shm 2>/dev/null)" = tmpfs ] && [ -w /dev/shm ]; then
     TDIR=$(mktemp -d /dev/shm/bmapkit-tmpfs.XXXXXX)
@@ -46,13 +48,10 @@ check_tmpfs() {
     expect_ranges "$WORK/tmpfs.bmap" "$ranges"
     [ "$(bmap_value "$WORK/tmpfs.bmap" BlockSize)" -eq "$TBS" ] || fail "$name: BlockSize"
     check_bmap "$WORK/tmpfs.bmap" "$image"
-    what="mapped with seek, checksums correct"
-    if have_bmaptool; then
-        bmaptool -q create -o "$WORK/ref.bmap" "$image" 2>/dev/null || fail "$name: bmaptool create failed"
-        same_bmap_content "$WORK/ref.bmap" "$WORK/tmpfs.bmap"
-        bmaptool_copy_check "$image" "$WORK/tmpfs.bmap"
-        what+=", same as bmaptool create, bmaptool copy reproduces it"
-    fi
+    bmaptool -q create -o "$WORK/ref.bmap" "$image" 2>/dev/null || fail "$name: bmaptool create failed"
+    same_bmap_content "$WORK/ref.bmap" "$WORK/tmpfs.bmap"
+    bmaptool_copy_check "$image" "$WORK/tmpfs.bmap"
+    what="mapped with seek, checksums correct, same as bmaptool create, bmaptool copy reproduces it"
     if [ -n "$DDIR" ] && [ "${4:-}" != nodisk ]; then
         cp --sparse=always "$image" "$DDIR/$image"
         run_ok "$BMAPKIT" create -o "$WORK/disk.bmap" "$DDIR/$image"

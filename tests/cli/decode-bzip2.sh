@@ -5,7 +5,7 @@ source "$TESTS_DIR/decode_lib.sh"
 
 FORMAT=bzip2
 PIPE_DIFFERS=1 # a seekable file of several streams is decoded on several CPUs, a pipe in turn
-command -v bzip2 >/dev/null 2>&1 || skip "bzip2 is not installed"
+require_tools bzip2 pbzip2 taskset
 require_sparse_support "$WORK"
 cd "$WORK"
 [ "$BS" -eq 4096 ] || skip "the test images assume 4096-byte blocks, $WORK has $BS"
@@ -44,29 +44,23 @@ nobmap_ok "three bzip2 streams" streams.bz2
 piped_ok "three bzip2 streams, pipe" streams.bz2 --bmap disk.img.bmap
 
 # --- pbzip2 output: one stream per 100 KiB piece
-if command -v pbzip2 >/dev/null 2>&1; then
-    pbzip2 -p2 -b1 -c disk.img >disk.pbzip2.bz2
-    streams=$(grep -c -a -o 'BZh91AY&SY' disk.pbzip2.bz2 || true)
-    [ "$streams" -gt 10 ] || fail "pbzip2 -b1 wrote $streams streams, expected many"
-    copy_ok "pbzip2 ($streams streams)" --bmap disk.img.bmap disk.pbzip2.bz2
-    nobmap_ok "pbzip2" disk.pbzip2.bz2
-    piped_ok "pbzip2, pipe" disk.pbzip2.bz2 --bmap disk.img.bmap
-    # Many streams are decoded on several CPUs; a damaged one must still fail, named.
-    psize=$(stat -c %s disk.pbzip2.bz2)
-    for cut in $((psize / 3)) $((psize - 3)); do
-        head -c "$cut" disk.pbzip2.bz2 >pcut.bz2
-        damaged "pbzip2, cut at byte $cut of $psize" pcut.bz2 "truncated.* at byte $cut$END"
-    done
-    damaged_middle_and_end disk.pbzip2.bz2 pbzip2
-    if command -v taskset >/dev/null 2>&1; then
-        rm -f out.img
-        run_ok taskset -c 0 "$BMAPKIT" copy -q --bmap disk.img.bmap disk.pbzip2.bz2 out.img
-        same_as_image disk.img disk.img.bmap out.img
-        pass "pbzip2 on one CPU (one stream after the other)"
-    fi
-else
-    note_skip "pbzip2 is not installed"
-fi
+pbzip2 -p2 -b1 -c disk.img >disk.pbzip2.bz2
+streams=$(grep -c -a -o 'BZh91AY&SY' disk.pbzip2.bz2 || true)
+[ "$streams" -gt 10 ] || fail "pbzip2 -b1 wrote $streams streams, expected many"
+copy_ok "pbzip2 ($streams streams)" --bmap disk.img.bmap disk.pbzip2.bz2
+nobmap_ok "pbzip2" disk.pbzip2.bz2
+piped_ok "pbzip2, pipe" disk.pbzip2.bz2 --bmap disk.img.bmap
+# Many streams are decoded on several CPUs; a damaged one must still fail, named.
+psize=$(stat -c %s disk.pbzip2.bz2)
+for cut in $((psize / 3)) $((psize - 3)); do
+    head -c "$cut" disk.pbzip2.bz2 >pcut.bz2
+    damaged "pbzip2, cut at byte $cut of $psize" pcut.bz2 "truncated.* at byte $cut$END"
+done
+damaged_middle_and_end disk.pbzip2.bz2 pbzip2
+rm -f out.img
+run_ok taskset -c 0 "$BMAPKIT" copy -q --bmap disk.img.bmap disk.pbzip2.bz2 out.img
+same_as_image disk.img disk.img.bmap out.img
+pass "pbzip2 on one CPU (one stream after the other)"
 
 # --- a stream that decodes to more than a parallel job may hold (8 MiB), between
 # small ones: the copy goes on one stream after the other from there.

@@ -5,9 +5,7 @@ source "$TESTS_DIR/lib.sh"
 
 require_sparse_support "$WORK"
 cd "$WORK"
-for tool in zstd lz4 python3; do
-    command -v "$tool" >/dev/null || skip "$tool is not installed"
-done
+require_tools zstd lz4 python3
 
 new_sparse img $((2 * 1024 * 1024 + 1000))
 put_random img 0 8192

@@ -4,7 +4,7 @@ source "$TESTS_DIR/lib.sh"
 source "$TESTS_DIR/decode_lib.sh"
 
 FORMAT=gzip
-command -v gzip >/dev/null 2>&1 || skip "gzip is not installed"
+require_tools gzip pigz
 require_sparse_support "$WORK"
 cd "$WORK"
 [ "$BS" -eq 4096 ] || skip "the test images assume 4096-byte blocks, $WORK has $BS"
@@ -46,18 +46,14 @@ tail -c +$((2 * MiB + 6)) disk.img | gzip -1 -c >>members3.gz
 copy_ok "three gzip members, one empty" --bmap disk.img.bmap members3.gz
 
 # --- pigz output (many deflate blocks, and concatenated pigz members)
-if command -v pigz >/dev/null 2>&1; then
-    pigz -p 2 -b 128 -c disk.img >disk.pigz.gz
-    copy_ok "pigz" --bmap disk.img.bmap disk.pigz.gz
-    nobmap_ok "pigz" disk.pigz.gz
-    pigz -i -p 2 -c disk.img >disk.pigzi.gz
-    copy_ok "pigz --independent" --bmap disk.img.bmap disk.pigzi.gz
-    head -c $MiB disk.img | pigz -c >pigz-members.gz
-    tail -c +$((MiB + 1)) disk.img | pigz -c >>pigz-members.gz
-    copy_ok "two pigz members" --bmap disk.img.bmap pigz-members.gz
-else
-    note_skip "pigz is not installed"
-fi
+pigz -p 2 -b 128 -c disk.img >disk.pigz.gz
+copy_ok "pigz" --bmap disk.img.bmap disk.pigz.gz
+nobmap_ok "pigz" disk.pigz.gz
+pigz -i -p 2 -c disk.img >disk.pigzi.gz
+copy_ok "pigz --independent" --bmap disk.img.bmap disk.pigzi.gz
+head -c $MiB disk.img | pigz -c >pigz-members.gz
+tail -c +$((MiB + 1)) disk.img | pigz -c >>pigz-members.gz
+copy_ok "two pigz members" --bmap disk.img.bmap pigz-members.gz
 
 # --- damaged files
 size=$(stat -c %s disk.img.gz)

@@ -2,8 +2,7 @@
 # bmapkit copy of lzop images: lzop's variants, suffix, no suffix, stdin, --nobmap, concatenated files; truncated, corrupt and trailing data fail naming lzop and the byte.
 source "$TESTS_DIR/lib.sh"
 
-command -v lzop >/dev/null || skip "lzop is not installed"
-command -v python3 >/dev/null || skip "python3 is not installed"
+require_tools lzop python3
 require_sparse_support "$WORK"
 cd "$WORK"
 MiB=$((1024 * 1024))

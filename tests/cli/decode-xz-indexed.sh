@@ -2,7 +2,7 @@
 # bmapkit copy of multi-block xz files by random access through the block index: ranges starting and ending inside xz blocks, a partial last block, several streams, the same bytes as streaming, corrupt mapped blocks fail, damage in unmapped blocks is skipped, --nobmap and --readback.
 source "$TESTS_DIR/lib.sh"
 
-command -v xz >/dev/null 2>&1 || skip "xz is not installed"
+require_tools xz
 require_sparse_support "$WORK"
 cd "$WORK"
 [ "$BS" -eq 4096 ] || skip "the test images assume 4096-byte blocks, $WORK has $BS"

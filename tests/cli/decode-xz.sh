@@ -6,7 +6,7 @@ source "$TESTS_DIR/decode_lib.sh"
 FORMAT=xz
 PIPE_DIFFERS=1 # a seekable xz file is read through its index, a pipe as a stream
 
-command -v xz >/dev/null 2>&1 || skip "xz is not installed"
+require_tools xz
 require_sparse_support "$WORK"
 cd "$WORK"
 [ "$BS" -eq 4096 ] || skip "the test images assume 4096-byte blocks, $WORK has $BS"

@@ -2,7 +2,7 @@
 # bmapkit copy of zstd files of several frames that record their sizes, by random access: ranges starting and ending inside frames, a partial last block, skippable and empty frames, the same bytes as streaming, corrupt mapped frames fail, damage in unmapped frames is skipped, the structure is checked up front, --nobmap and --readback; files without random access (one frame, frames without sizes, pzstd) are streamed, a single frame after its structure was checked.
 source "$TESTS_DIR/lib.sh"
 
-command -v zstd >/dev/null 2>&1 || skip "zstd is not installed"
+require_tools zstd pzstd
 require_sparse_support "$WORK"
 cd "$WORK"
 [ "$BS" -eq 4096 ] || skip "the test images assume 4096-byte blocks, $WORK has $BS"
@@ -214,14 +214,10 @@ for f in single.zst nosize.zst; do
     run_ok "$BMAPKIT" copy -q --bmap disk.bmap "$f" out.img
     same_as_image disk.img disk.bmap out.img
 done
-if command -v pzstd >/dev/null 2>&1; then
-    pzstd -q -1 -p 2 -c disk.img >pzstd.zst
-    rm -f out.img
-    run_ok "$BMAPKIT" copy -q --bmap disk.bmap pzstd.zst out.img
-    same_as_image disk.img disk.bmap out.img
-else
-    note_skip "pzstd is not installed"
-fi
+pzstd -q -1 -p 2 -c disk.img >pzstd.zst
+rm -f out.img
+run_ok "$BMAPKIT" copy -q --bmap disk.bmap pzstd.zst out.img
+same_as_image disk.img disk.bmap out.img
 pass "one frame, a frame without its size, pzstd: streamed, same as the image"
 
 # --- a single frame is streamed, but its structure is walked first all the same: a

@@ -4,7 +4,7 @@ source "$TESTS_DIR/lib.sh"
 source "$TESTS_DIR/decode_lib.sh"
 
 FORMAT=zstd
-command -v zstd >/dev/null 2>&1 || skip "zstd is not installed"
+require_tools zstd
 require_sparse_support "$WORK"
 cd "$WORK"
 [ "$BS" -eq 4096 ] || skip "the test images assume 4096-byte blocks, $WORK has $BS"

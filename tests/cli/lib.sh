@@ -2,6 +2,9 @@
 # Sourced by every tests/cli/*.sh script; meson sets BMAPKIT and TESTS_DIR.
 
 set -eEu -o pipefail
+# The file-system and loop-device tools live in /usr/sbin, which a normal user's PATH
+# may lack.
+PATH="$PATH:/usr/sbin:/sbin"
 
 if [ -z "${BMAPKIT:-}" ] || [ ! -x "$BMAPKIT" ]; then
     echo "FAIL: BMAPKIT must name the built bmapkit command (got '${BMAPKIT:-}')"
@@ -42,6 +45,21 @@ pass() {
 # A single case not run in this environment; the rest of the script goes on.
 note_skip() {
     echo "skip: $*"
+}
+
+# require_tools TOOL...: fail unless every TOOL is a command here. The project's own
+# install step provides them all, so a missing one is a failure, never a skip; skips
+# are for what cannot be had (root, loop devices, a kernel feature).
+require_tools() {
+    local tool missing=()
+    for tool in "$@"; do
+        command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
+    done
+    case ${#missing[@]} in
+        0) ;;
+        1) fail "${missing[0]} is not installed (scripts/install-deps.sh installs it)" ;;
+        *) fail "${missing[*]} are not installed (scripts/install-deps.sh installs them)" ;;
+    esac
 }
 
 # Run "$@" at exit (in reverse order of registration), before the temp dir goes.
@@ -363,10 +381,6 @@ EOF
 }
 
 # ---------------------------------------------------------------- the reference tool
-
-have_bmaptool() {
-    command -v bmaptool >/dev/null 2>&1
-}
 
 # data_ranges FILE BS: the blocks of FILE that hold data, by SEEK_DATA/SEEK_HOLE,
 # as "A-B" words on one line (blocks partly holding data count).

@@ -2,7 +2,7 @@
 # bmapkit list on fake sysfs trees: UMS disk, USB stick, NVMe system disk, partitions, hidden devices; table and JSON.
 source "$TESTS_DIR/lib.sh"
 source "$TESTS_DIR/fake_sysfs.sh"
-command -v python3 >/dev/null || skip "python3 is needed to read the JSON output"
+require_tools python3
 
 R=$WORK/root
 fake_tree "$R"

@@ -1,10 +1,8 @@
 #!/usr/bin/env bash
 # bmapkit list and copy on real loop devices (root only): size, transport loop, backing file, mounted mark, copy refused.
 source "$TESTS_DIR/lib.sh"
-command -v python3 >/dev/null || skip "python3 is needed to read the JSON output"
 [ "$(id -u)" -eq 0 ] || skip "attaching loop devices needs root"
-command -v losetup >/dev/null || skip "losetup is not installed"
-command -v mkfs.ext4 >/dev/null || skip "mkfs.ext4 is not installed"
+require_tools python3 losetup mkfs.ext4
 cd "$WORK"
 
 truncate -s 64M disk.img

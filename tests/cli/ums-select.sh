@@ -2,7 +2,7 @@
 # bmapkit copy to a U-Boot UMS disk on fake sysfs trees: DEST ums, ums:SEL, --ums[=SEL]; one, two, none; identity printed; JSON device event.
 source "$TESTS_DIR/lib.sh"
 source "$TESTS_DIR/fake_sysfs.sh"
-command -v python3 >/dev/null || skip "python3 is needed to read the JSON events"
+require_tools python3
 cd "$WORK"
 
 new_sparse img 4M

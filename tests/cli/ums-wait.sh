@@ -2,6 +2,7 @@
 # bmapkit copy waiting for a U-Boot UMS disk on a fake sysfs tree: the board's disk appears while copy waits; countdown lines; Ctrl-C.
 source "$TESTS_DIR/lib.sh"
 source "$TESTS_DIR/fake_sysfs.sh"
+require_tools script
 cd "$WORK"
 
 new_sparse img 4M
@@ -57,7 +58,8 @@ pass "-q: silent while waiting"
 
 # On a terminal: a countdown line rewritten in place.
 fake_remove "$R" sdb
-if command -v script >/dev/null && script -qec true /dev/null >/dev/null 2>&1; then
+# script(1) is required above; what may be missing here is a pseudo-terminal.
+if script -qec true /dev/null >/dev/null 2>&1; then
     rc=0
     script -qec "'$BMAPKIT' copy --wait 2 img ums" /dev/null >tty.out 2>&1 || rc=$?
     [ "$rc" -eq 1 ] || { cat tty.out; fail "terminal: exit $rc, expected 1"; }
