@@ -33,7 +33,7 @@ struct bk_create_options {
     void *cancel_ctx;
 };
 
-/* Set O to the defaults. */
+/* Set O to the defaults: all zero, padding included, and its size. */
 static inline void bk_create_options_init(struct bk_create_options *o)
 {
     memset(o, 0, sizeof *o);

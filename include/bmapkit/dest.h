@@ -44,7 +44,7 @@ struct bk_dest_options {
     void *warn_ctx;
 };
 
-/* Set O to the defaults. */
+/* Set O to the defaults: all zero, padding included, and its size. */
 static inline void bk_dest_options_init(struct bk_dest_options *o)
 {
     memset(o, 0, sizeof *o);
