@@ -61,10 +61,22 @@ static int open_inputs(struct copy_plan *plan)
     if (!plan->src)
         return cli_fail(&err);
     cli_debug("image format: %s", bk_format_name(plan->format));
-    if (!plan->ums && strcmp(plan->image, "-") != 0 && same_file(plan->dest_path, plan->image)) {
-        cli_error("destination %s is the image itself", plan->dest_path);
+    /* Known to be empty before the destination is opened (and a file truncated). */
+    if (!plan->bmap && bk_source_size(plan->src) == 0) {
+        cli_error("the image %s is empty, there is nothing to copy", plan->image);
         return EXIT_ERROR;
     }
+    /* The library compares the destination with these before it opens anything. */
+    size_t n = 0;
+    if (strcmp(plan->image, "-") == 0)
+        plan->inputs[n++] = (struct bk_dest_input){.what = "image on standard input", .fd = 0};
+    else
+        plan->inputs[n++] = (struct bk_dest_input){.what = "image", .path = plan->image, .fd = -1};
+    if (plan->bmap_path)
+        plan->inputs[n++] =
+            (struct bk_dest_input){.what = "bmap", .path = plan->bmap_path, .fd = -1};
+    plan->dopts.inputs = plan->inputs;
+    plan->dopts.n_inputs = n;
     if (plan->bmap && bk_copy_check_source(plan->bmap, plan->src, &err) < 0)
         return cli_fail(&err);
     return EXIT_OK;

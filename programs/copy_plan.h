@@ -35,15 +35,16 @@ struct copy_plan {
     enum bk_format format;
     struct bk_disk_info ums_disk;
     char ums_path[PATH_MAX];
+    struct bk_dest_input inputs[2]; /* what the destination must not destroy */
 };
 
 /* Parse ARGV into PLAN. Returns CLI_CONTINUE, or the exit status after printing. */
 int copy_parse(int argc, char **argv, struct copy_plan *plan);
 
 /*
- * Find and parse the bmap, open the image, check they belong together and that the
- * destination is not the image, and wait for the UMS disk. Returns EXIT_OK, or the exit
- * status after printing the error.
+ * Find and parse the bmap, open the image, check they belong together, name them to
+ * the destination checks as inputs not to destroy, and wait for the UMS disk. Returns
+ * EXIT_OK, or the exit status after printing the error.
  */
 int copy_resolve(struct copy_plan *plan);
 

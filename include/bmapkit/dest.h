@@ -30,6 +30,16 @@ enum bk_dest_capability {
 };
 
 /*
+ * An input of the copy that the destination must not destroy: the image, the bmap,
+ * standard input. Named by PATH, or by the open descriptor FD when PATH is NULL.
+ */
+struct bk_dest_input {
+    const char *what; /* how a refusal names it: "image", "bmap", ... */
+    const char *path;
+    int fd;
+};
+
+/*
  * Options of bk_dest_open. Start from bk_dest_options_init: struct_size tells the
  * library which fields the caller knows, so fields can be added at the end later.
  */
@@ -42,6 +52,9 @@ struct bk_dest_options {
     bool no_tune;        /* leave the block device's I/O settings alone */
     bk_warn_fn warn;     /* may be NULL */
     void *warn_ctx;
+    /* Inputs the destination must not be, lie under or hold (BK_E_REFUSED, no override). */
+    const struct bk_dest_input *inputs;
+    size_t n_inputs;
 };
 
 /* Set O to the defaults: all zero, padding included, and its size. */
@@ -53,8 +66,12 @@ static inline void bk_dest_options_init(struct bk_dest_options *o)
 
 /*
  * Open PATH to receive an image of IMAGE_SIZE bytes, after the safety checks:
- * a missing path inside a device-node directory (/dev, not /dev/shm) is refused
- * rather than created; a block device must be large enough (BK_E_REFUSED), not hold
+ * symbolic links are followed to their end, and a missing path inside a device-node
+ * directory (/dev, not /dev/shm) is refused rather than created; PATH must not destroy
+ * one of the INPUTS (BK_E_REFUSED): be the same file, a block device one of them is
+ * read from or lies on (through partitions, device-mapper and md devices above or
+ * below it), a loop device over one of them, or the file behind a loop device one is
+ * read from; a block device must be large enough (BK_E_REFUSED), not hold
  * mounted file systems, swap or device-mapper users on any of its partitions unless
  * force (BK_E_IN_USE), and be a removable whole disk when removable_only
  * (BK_E_NOT_REMOVABLE); it is opened with O_EXCL and, unless no_tune, its dirty-page

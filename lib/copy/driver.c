@@ -172,6 +172,10 @@ static int copy_write_all(struct pipeline *p, struct bk_error *err)
         rc = clear_head(p, err);
     if (rc == 0)
         rc = pipeline_run(p, err);
+    /* Nothing copied is no copy: an empty image is an error, as for create. */
+    if (rc == 0 && !job->bmap && p->state.done_bytes == 0)
+        rc = bk_error_set(err, BK_E_FORMAT, 0, "%s: the image is empty, there is nothing to copy",
+                          job->src->name);
     /* A stream's size is known only now. */
     if (rc == 0 && !job->bmap && job->src->size < 0 && (job->dest->caps & BK_DEST_SIZED_BY_IMAGE))
         rc = bk_dest_set_size(job->dest, p->state.done_bytes, err);

@@ -7,6 +7,7 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static int blockdev_zero(struct bk_dest *d, uint64_t offset, uint64_t len, struct bk_error *err)
@@ -119,8 +120,10 @@ struct bk_dest *bk_dest_open_blockdev(const char *path, dev_t rdev, uint64_t ima
     if (!d)
         return NULL;
     /* The descriptor is opened after the checks: -1 until then. */
+    /* Who uses the disk first (the familiar message), then the copy's own inputs. */
+    struct stat st = {.st_mode = S_IFBLK, .st_rdev = rdev};
     if (fd_dest_attach(d, -1, err) < 0 || check_disk(d, rdev, o, err) < 0 ||
-        open_exclusive(d, image_size, err) < 0) {
+        bk_dest_check_inputs(path, &st, o, err) < 0 || open_exclusive(d, image_size, err) < 0) {
         bk_dest_close(d);
         return NULL;
     }

@@ -9,12 +9,47 @@
 #include <inttypes.h>
 #include <libgen.h>
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "common/options.h"
 #include "common/util.h"
+
+/*
+ * Where PATH leads once every symbolic link is followed, into OUT; a last link that
+ * points at nothing leads to the path it names, which opening with O_CREAT would
+ * create. Returns -1 for a loop of links or a path too long.
+ */
+static int follow_links(const char *path, char *out, size_t cap)
+{
+    char cur[PATH_MAX], target[PATH_MAX];
+    if (snprintf(cur, sizeof cur, "%s", path) >= (int)sizeof cur)
+        return -1;
+    for (int hops = 0; hops < 40; hops++) {
+        struct stat st;
+        ssize_t n;
+        if (lstat(cur, &st) < 0 || !S_ISLNK(st.st_mode) ||
+            (n = readlink(cur, target, sizeof target - 1)) < 0) {
+            snprintf(out, cap, "%s", cur);
+            return 0;
+        }
+        target[n] = '\0';
+        if (target[0] == '/') {
+            snprintf(cur, sizeof cur, "%s", target);
+            continue;
+        }
+        /* A relative target is relative to the folder that holds the link. */
+        char *slash = strrchr(cur, '/');
+        char dir[PATH_MAX];
+        snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - cur) : 1, slash ? cur : ".");
+        if (snprintf(cur, sizeof cur, "%s/%s", slash == cur ? "" : dir, target) >= (int)sizeof cur)
+            return -1;
+    }
+    return -1;
+}
 
 /* A path that names a device node directory: there a missing node is a typo, not a file. */
 static bool in_device_directory(const char *path)
@@ -54,11 +89,17 @@ static int check_path(const char *path, const struct bk_dest_options *o, struct 
     *exists = stat(path, st) == 0;
     if (!*exists && errno != ENOENT)
         return bk_error_set(err, BK_E_IO, errno, "cannot access destination %s", path);
-    if (!*exists && in_device_directory(path))
+    char final[PATH_MAX];
+    if (!*exists && follow_links(path, final, sizeof final) < 0)
+        return bk_error_set(err, BK_E_INVALID, 0,
+                            "destination %s: too many symbolic links, or a path too long", path);
+    if (!*exists && in_device_directory(final))
         return bk_error_set(err, BK_E_REFUSED, 0,
-                            "destination %s does not exist; refusing to create a regular file in "
-                            "a device directory (is the device plugged in, is the name right?)",
-                            path);
+                            "destination %s does not exist%s%s; refusing to create a regular "
+                            "file in a device directory (is the device plugged in, is the name "
+                            "right?)",
+                            path, strcmp(final, path) != 0 ? " and links to " : "",
+                            strcmp(final, path) != 0 ? final : "");
     if (o->removable_only && (!*exists || !S_ISBLK(st->st_mode)))
         return bk_error_set(err, BK_E_NOT_REMOVABLE, 0,
                             "destination %s is not a block device, so not a removable disk", path);
@@ -79,6 +120,9 @@ struct bk_dest *bk_dest_open(const char *path, uint64_t image_size,
     struct stat st;
     bool exists;
     if (check_path(path, &o, &st, &exists, err) < 0)
+        return NULL;
+    /* A block device is checked for its users first, then for the inputs. */
+    if (exists && !S_ISBLK(st.st_mode) && bk_dest_check_inputs(path, &st, &o, err) < 0)
         return NULL;
     if (exists && S_ISBLK(st.st_mode))
         return bk_dest_open_blockdev(path, st.st_rdev, image_size, &o, err);

@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include "bmapkit/dest.h"
@@ -61,6 +62,13 @@ int bk_dest_set_size(struct bk_dest *d, uint64_t size, struct bk_error *err);
 void bk_dest_start_writeback(struct bk_dest *d);
 
 /* Open a regular file, a block device, a character device (file.c, blockdev.c, chardev.c). */
+/*
+ * Refuse (BK_E_REFUSED) a destination PATH, described by DEST, that would destroy one
+ * of O's inputs; see bk_dest_open.
+ */
+int bk_dest_check_inputs(const char *path, const struct stat *dest,
+                         const struct bk_dest_options *o, struct bk_error *err);
+
 struct bk_dest *bk_dest_open_file(const char *path, uint64_t image_size, struct bk_error *err);
 struct bk_dest *bk_dest_open_blockdev(const char *path, dev_t rdev, uint64_t image_size,
                                       const struct bk_dest_options *o, struct bk_error *err);

@@ -38,6 +38,40 @@ int bk_disk_usage(const char *sysroot, const char *disk, struct bk_disk_usage *u
  */
 int bk_root_device(const char *sysroot, dev_t *dev);
 
+/* Block devices that share bytes with one, and the files behind the loop devices among them. */
+#define BK_DEV_STACK_MAX 64
+struct bk_backing_file {
+    dev_t dev;
+    ino_t ino;
+    char loop[32]; /* the loop device's name */
+    bool partial;  /* behind a disk in the stack only partly concerned */
+};
+struct bk_dev_stack {
+    size_t count;
+    dev_t devs[BK_DEV_STACK_MAX];
+    char names[BK_DEV_STACK_MAX][32];
+    /* The whole disk of a partition in the stack: only part of it is concerned. */
+    bool partial[BK_DEV_STACK_MAX];
+    size_t n_files;
+    struct bk_backing_file files[BK_DEV_STACK_MAX];
+};
+
+/*
+ * The block devices whose content changes when block device DEV is written: DEV, its
+ * partitions, the disk it is a partition of (partial), the device-mapper and md
+ * devices built on any of these (holders) and those DEV is built on (slaves), with the
+ * files behind the loop devices among them. Bounded; SYSROOT prefixes /sys.
+ */
+int bk_dev_stack_written(const char *sysroot, dev_t dev, struct bk_dev_stack *stack,
+                         struct bk_error *err);
+
+/*
+ * The block devices that hold the bytes of block device DEV: DEV, the devices it is
+ * built on and the disk it is a partition of (partial), with the loop devices' files.
+ */
+int bk_dev_stack_storage(const char *sysroot, dev_t dev, struct bk_dev_stack *stack,
+                         struct bk_error *err);
+
 /*
  * Read the one-line sysfs attribute SYSROOT/sys/class/block/DISK/ATTR into BUF,
  * trimmed. Returns -1 when it cannot be read: many attributes are optional, so the
