@@ -11,6 +11,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "bmapkit/disk.h"
+
 struct cli_globals cli;
 atomic_int cli_interrupted;
 
@@ -82,6 +84,17 @@ void cli_warning(const char *fmt, ...)
     va_start(ap, fmt);
     vmessage("warning", fmt, ap);
     va_end(ap);
+}
+
+static void warn_recovered(void *ctx, const char *msg)
+{
+    (void)ctx;
+    cli_warning("%s", msg);
+}
+
+void cli_recover_tuning(const char *sysroot)
+{
+    bk_tuning_recover_all(sysroot, warn_recovered, NULL);
 }
 
 void cli_info(const char *fmt, ...)

@@ -45,6 +45,12 @@ const char *cli_hint(const struct bk_error *err);
 
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void cli_warning(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/*
+ * Put back the I/O settings that a copy killed or crashed earlier left on a disk (under
+ * SYSROOT, a fake tree), with a warning for each; done at the start of copy and list.
+ */
+void cli_recover_tuning(const char *sysroot);
 /* Informational line; silent with -q. */
 void cli_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Only with -d. */

@@ -211,6 +211,7 @@ int cmd_copy(int argc, char **argv)
     int rc = copy_parse(argc, argv, &plan);
     if (rc != CLI_CONTINUE)
         return rc;
+    cli_recover_tuning(plan.dopts.sysroot);
     rc = copy_resolve(&plan);
     if (rc == EXIT_OK)
         rc = copy_execute(&plan);

@@ -128,6 +128,7 @@ int cmd_list(int argc, char **argv)
 
     /* A test-only hook: look at a fake /sys, /proc and /dev instead of the real ones. */
     const char *sysroot = getenv("BMAPKIT_SYSROOT");
+    cli_recover_tuning(sysroot);
     struct bk_error err;
     bk_error_clear(&err);
     struct bk_disk_list *l = bk_disk_list_scan(sysroot, all, &err);

@@ -89,6 +89,19 @@ BK_API bool bk_ums_matches(const struct bk_disk_info *info, const char *selector
 BK_API struct bk_disk_list *bk_ums_find(const char *sysroot, const char *selector,
                                         struct bk_error *err);
 
+/*
+ * Put back the I/O settings of block devices that a copy changed and never restored
+ * because its process ended first (killed with SIGKILL, crashed). A copy records the
+ * old values under SYSROOT/run/bmapkit/tuning (SYSROOT NULL for "/") before it changes
+ * them; every record whose process has ended is applied where the disk is still the
+ * same device and a setting still has the copy's value, then removed, as are damaged
+ * records; records of running copies are left. WARN (may be NULL) is told of each disk
+ * put back, each damaged record and each setting that could not be put back (not
+ * root). Returns the number of disks whose settings were put back. A copy to a block
+ * device does the same itself before it changes any setting.
+ */
+BK_API int bk_tuning_recover_all(const char *sysroot, bk_warn_fn warn, void *warn_ctx);
+
 #ifdef __cplusplus
 }
 #endif

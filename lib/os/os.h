@@ -100,24 +100,38 @@ int bk_blockdev_zeroout(int fd, const char *name, uint64_t offset, uint64_t len,
 bool bk_blockdev_can_discard(const char *sysroot, const char *disk);
 bool bk_blockdev_discard_zeroes(const char *sysroot, const char *disk);
 
-/* I/O settings of a disk changed for a copy, and what they were. */
+/*
+ * I/O settings of a disk changed for a copy. While they are, a record of the old values
+ * in SYSROOT/run/bmapkit/tuning names the disk (device number, diskseq), this process
+ * (pid, start time) and the boot, so that a later run puts them back if this one dies.
+ */
+struct bk_tuning_change;
 struct bk_tuning {
     char *sysroot;
-    char *disk;
-    char *saved_scheduler;
-    char *saved_max_ratio;
+    struct bk_tuning_change *change; /* what was changed and its record; NULL when nothing */
     bk_warn_fn warn;
     void *warn_ctx;
 };
 
 /*
- * Lower DISK's dirty-page share and switch its scheduler off, remembering the old
- * settings in T; failures only produce warnings. Returns -1 only when out of memory.
+ * First put back what dead runs left (bk_tuning_recover), then lower DISK's dirty-page
+ * share and switch its scheduler off, remembering the old settings in T and in a
+ * record. When the record cannot be written (no permission), nothing is changed: that
+ * is one warning. Other failures are warnings too. Returns -1 only when out of memory.
  */
 int bk_tuning_apply(struct bk_tuning *t, const char *sysroot, const char *disk, bk_warn_fn warn,
                     void *warn_ctx);
 
-/* Put back what bk_tuning_apply changed and free T's contents. */
+/* Put back what bk_tuning_apply changed, remove its record and free T's contents. */
 void bk_tuning_restore(struct bk_tuning *t);
+
+/*
+ * Put back the settings of every record under SYSROOT/run/bmapkit/tuning whose owner
+ * has ended (killed, crashed) without doing so, where the disk is still the same device
+ * and the values are still as the copy set them; remove those records, and damaged
+ * ones. Each put-back and each damaged record is a warning. Records of live processes
+ * are left. Returns the number of disks whose settings were put back.
+ */
+int bk_tuning_recover(const char *sysroot, bk_warn_fn warn, void *warn_ctx);
 
 #endif

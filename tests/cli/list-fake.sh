@@ -127,3 +127,34 @@ expect_fail 2 "unexpected argument 'sda'" "$BMAPKIT" list sda
 expect_fail 2 "unknown option '--bogus'" "$BMAPKIT" list --bogus
 BMAPKIT_SYSROOT=$WORK/nothing expect_fail 1 "cannot list block devices" "$BMAPKIT" list
 pass "usage errors and a missing sysfs"
+
+# --- list puts back the I/O settings a killed copy left behind (fake sysroot)
+R=$WORK/tuned
+fake_tree "$R"
+fake_disk "$R" sdx 8:240 2048 "pci0000:00/x/host9/target9:0:0/9:0:0:0" 1 Test Disk
+mkdir -p "$R/sys/class/block/sdx/queue" "$R/sys/class/block/sdx/bdi" "$R/run/bmapkit/tuning"
+chmod 700 "$R/run/bmapkit/tuning"
+echo none >"$R/sys/class/block/sdx/queue/scheduler"
+echo 1 >"$R/sys/class/block/sdx/bdi/max_ratio"
+sh -c 'exit 0' &
+dead=$!
+wait $dead
+printf 'bmapkit-tuning 1\ndisk sdx\ndev 8:240\ndiskseq -\nboot %s\nowner %s 1\nset bdi/max_ratio 40 1\nset queue/scheduler mq-deadline none\nend\n' \
+    "$(cat /proc/sys/kernel/random/boot_id)" "$dead" >"$R/run/bmapkit/tuning/sdx.$dead.1"
+BMAPKIT_SYSROOT=$R run_ok "$BMAPKIT" list
+grep -qxF "bmapkit: warning: put back the I/O settings of sdx that process $dead changed for a copy and left behind when it ended: bdi/max_ratio 40, queue/scheduler mq-deadline" "$WORK/.err" ||
+    { cat "$WORK/.err"; fail "list: no put-back warning"; }
+[ "$(cat "$R/sys/class/block/sdx/queue/scheduler")" = mq-deadline ] ||
+    fail "list: scheduler not put back"
+[ "$(cat "$R/sys/class/block/sdx/bdi/max_ratio")" = 40 ] || fail "list: max_ratio not put back"
+[ -z "$(ls -A "$R/run/bmapkit/tuning")" ] || fail "list: the record was left"
+pass "list puts back a dead copy's settings and removes its record"
+# The same record with a live owner (this shell) is left alone.
+echo none >"$R/sys/class/block/sdx/queue/scheduler"
+start=$(cut -d' ' -f22 /proc/$$/stat)
+printf 'bmapkit-tuning 1\ndisk sdx\ndev 8:240\ndiskseq -\nboot %s\nowner %s %s\nset queue/scheduler mq-deadline none\nend\n' \
+    "$(cat /proc/sys/kernel/random/boot_id)" "$$" "$start" >"$R/run/bmapkit/tuning/sdx.$$.$start"
+BMAPKIT_SYSROOT=$R run_ok "$BMAPKIT" list
+[ "$(cat "$R/sys/class/block/sdx/queue/scheduler")" = none ] || fail "list: a live copy's settings were undone"
+[ -e "$R/run/bmapkit/tuning/sdx.$$.$start" ] || fail "list: a live copy's record was removed"
+pass "list leaves a running copy's record and settings alone"
