@@ -55,6 +55,8 @@ const char *cli_hint(const struct bk_error *err)
         return " (stop using it first, or use --force if you really mean to overwrite it)";
     case BK_E_NOT_REMOVABLE:
         return ", but --removable-device was given";
+    case BK_E_UNVERIFIABLE:
+        return " (use --no-verify to copy it without verification)";
     default:
         return "";
     }

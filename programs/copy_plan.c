@@ -79,6 +79,12 @@ static int open_inputs(struct copy_plan *plan)
     plan->dopts.n_inputs = n;
     if (plan->bmap && bk_copy_check_source(plan->bmap, plan->src, &err) < 0)
         return cli_fail(&err);
+    /* Before a UMS board is waited for, the events file or the destination opened. */
+    if (plan->bmap &&
+        bk_copy_check_verifiable(plan->bmap, !plan->no_verify, plan->readback, &err) < 0) {
+        bk_error_prefix(&err, "bmap %s", plan->bmap_path);
+        return cli_fail(&err);
+    }
     return EXIT_OK;
 }
 

@@ -73,7 +73,7 @@ static void describe_state(const struct bk_copy_stats *st, const char *dest, boo
 {
     char a[32];
     buf[0] = '\0';
-    if (!dest_opened || st->head_written)
+    if (!dest_opened)
         return;
     if (st->bytes_written == 0)
         snprintf(buf, cap, "; nothing was written to %s", dest);
@@ -84,18 +84,10 @@ static void describe_state(const struct bk_copy_stats *st, const char *dest, boo
                  dest, cli_human_bytes(st->bytes_written, a, sizeof a));
 }
 
-/* The start event, and the warning about a bmap that cannot verify anything. */
+/* The start event. */
 static void announce(struct copy_cli *cc, const struct copy_plan *plan, uint64_t image_size)
 {
     const struct bk_bmap *bmap = plan->bmap;
-    if (bmap && bk_bmap_hash(bmap) == BK_HASH_NONE && !plan->no_verify) {
-        unsigned major, minor;
-        bk_bmap_version(bmap, &major, &minor);
-        copy_warning(cc,
-                     "bmap %s has no range checksums (version %u.%u): the data cannot be "
-                     "verified",
-                     plan->bmap_path, major, minor);
-    }
     if (plan->ums) {
         char dev[4096];
         disk_json(&plan->ums_disk, dev, sizeof dev);
@@ -110,6 +102,42 @@ static void announce(struct copy_cli *cc, const struct copy_plan *plan, uint64_t
                    ",\"mapped_bytes\":%" PRIu64 ",\"ranges\":%zu",
                    q1, q2, q3, image_size, bmap ? bk_bmap_mapped_bytes(bmap) : image_size,
                    bmap ? bk_bmap_range_count(bmap) : 0);
+}
+
+/* Whether BMAP has ranges but none of them carries a checksum: nothing could be verified. */
+static bool bmap_unverifiable(const struct bk_bmap *bmap)
+{
+    struct bk_error ignored;
+    return bk_copy_check_verifiable(bmap, true, false, &ignored) < 0;
+}
+
+/* How far the copy was checked, as the "verification" member of the done event. */
+static const char *verification(const struct copy_plan *plan, int status,
+                                const struct bk_copy_stats *st)
+{
+    if (status != EXIT_OK || !plan->bmap || plan->no_verify)
+        return "not verified";
+    if (st->ranges_unchecked == 0)
+        return "verified";
+    return st->ranges_verified > 0 ? "partial" : "not verified";
+}
+
+/* The summary lines about verification. */
+static void report_verification(struct copy_cli *cc, const struct copy_plan *plan,
+                                const struct bk_copy_stats *st)
+{
+    size_t n = bk_bmap_range_count(plan->bmap);
+    const char *why = !plan->no_verify ? "the bmap has no checksum for them"
+                      : bmap_unverifiable(plan->bmap)
+                          ? "--no-verify; the bmap has no range checksums"
+                          : "--no-verify";
+    if (st->ranges_unchecked > 0 && st->ranges_verified == 0) {
+        copy_warning(cc, "not verified: none of the %zu range(s) was checked (%s)", n, why);
+        return;
+    }
+    cli_info("verified %zu of %zu range(s)", st->ranges_verified, n);
+    if (st->ranges_unchecked)
+        copy_warning(cc, "%zu range(s) were not verified (%s)", st->ranges_unchecked, why);
 }
 
 /* Copy into the open DEST; returns 0 or -1 with ERR filled, and the statistics. */
@@ -153,11 +181,7 @@ static int report(struct copy_cli *cc, const struct copy_plan *plan, int rc,
         cli_info("wrote %s to %s in %.2f s (%s/s)", cli_human_bytes(st->bytes_written, a, sizeof a),
                  plan->dest_path, elapsed, cli_human_bytes(rate, r, sizeof r));
         if (plan->bmap)
-            cli_info("verified %zu of %zu range(s)", st->ranges_verified,
-                     bk_bmap_range_count(plan->bmap));
-        if (plan->bmap && st->ranges_unchecked)
-            copy_warning(cc, "%zu range(s) were not verified (%s)", st->ranges_unchecked,
-                         plan->no_verify ? "--no-verify" : "the bmap has no checksum for them");
+            report_verification(cc, plan, st);
         if (plan->readback)
             cli_info("read back %zu range(s) from %s: all match", st->readback_checked,
                      plan->dest_path);
@@ -165,10 +189,11 @@ static int report(struct copy_cli *cc, const struct copy_plan *plan, int rc,
     progress_event(&cc->progress, "done",
                    "\"status\":\"%s\",\"exit\":%d,\"bytes_written\":%" PRIu64
                    ",\"bytes_total\":%" PRIu64 ",\"ranges_verified\":%zu,\"ranges_unchecked\":%zu"
-                   ",\"readback_checked\":%zu,\"readback_failed\":%zu,\"seconds\":%.3f",
+                   ",\"readback_checked\":%zu,\"readback_failed\":%zu,\"seconds\":%.3f"
+                   ",\"verification\":\"%s\"",
                    status == EXIT_OK ? "ok" : "failed", status, st->bytes_written, st->bytes_total,
                    st->ranges_verified, st->ranges_unchecked, st->readback_checked,
-                   st->readback_failed, elapsed);
+                   st->readback_failed, elapsed, verification(plan, status, st));
     return status;
 }
 

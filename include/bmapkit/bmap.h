@@ -77,7 +77,12 @@ BK_API size_t bk_bmap_range_count(const struct bk_bmap *bmap);
 /* Range I (below bk_bmap_range_count). */
 BK_API struct bk_range bk_bmap_range(const struct bk_bmap *bmap, size_t i);
 
-/* Digest of range I, or NULL when the bmap has none for it. */
+/*
+ * Digest of range I, or NULL when the bmap has none for it. When no range has one (every
+ * 1.0 bmap; 1.1 to 2.x ones written without range checksums), nothing copied with the
+ * map can be verified: a caller should then copy only when its user has explicitly
+ * accepted unverified data.
+ */
 BK_API const uint8_t *bk_bmap_digest(const struct bk_bmap *bmap, size_t i);
 
 /* Number of image bytes covered by range I: the last block counts only up to the image size. */
@@ -90,8 +95,12 @@ BK_API uint64_t bk_bmap_mapped_bytes(const struct bk_bmap *bmap);
  * Parse the bmap held in memory (LEN bytes at DATA). NAME is used in messages
  * ("disk.img.bmap:12: ..."). Every format version 1.0 to 2.x is accepted; major 3 and
  * above, DTDs and entities are refused. The structure is validated and the file's own
- * checksum, when the version has one, is verified. Returns NULL with ERR saying what
- * and where.
+ * checksum, when the version has one, is verified. A checksum element or Range
+ * attribute that the declared version does not have is refused as BK_E_FORMAT, since
+ * read the way that version is read it would silently drop checksums: ChecksumType,
+ * BmapFileChecksum and chksum belong to 1.4 and 2.x only, BmapFileSHA1 to 1.3 only, and
+ * sha1 to 1.1 to 1.3 only (inside elements the format does not define, nothing counts).
+ * Returns NULL with ERR saying what and where.
  */
 BK_API struct bk_bmap *bk_bmap_parse_buffer(const void *data, size_t len, const char *name,
                                             struct bk_error *err);

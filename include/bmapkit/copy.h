@@ -48,6 +48,17 @@ BK_API int bk_copy_check_source(const struct bk_bmap *bmap, const struct bk_sour
                                 struct bk_error *err);
 
 /*
+ * Check that a copy with BMAP can do what it is asked: with VERIFY, a bmap that has
+ * ranges but no range checksum at all is refused (BK_E_UNVERIFIABLE), since such a
+ * copy would look the same as one whose checksums were lost to damage; the caller
+ * turns verification off to copy it. With READBACK, some range must have a checksum
+ * (BK_E_INVALID). bk_copy_run makes the same check; callers can make it before they
+ * open the destination. Returns 0, or -1 with ERR filled.
+ */
+BK_API int bk_copy_check_verifiable(const struct bk_bmap *bmap, bool verify, bool readback,
+                                    struct bk_error *err);
+
+/*
  * A job that copies the mapped ranges of BMAP from SRC to DEST, or the whole image
  * when BMAP is NULL. The job borrows all three; they must outlive it. Ranges are
  * verified, nothing is read back, and the first BK_COPY_HEAD_BYTES are written last,

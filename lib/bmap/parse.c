@@ -6,6 +6,7 @@
  */
 #include "bmap/bmap_impl.h"
 #include "bmap/bmap_input.h"
+#include "bmap/versions.h"
 #include "digest/hex.h"
 
 #include <ctype.h>
@@ -47,6 +48,13 @@ static const char *const element_names[EL_COUNT] = {
     [EL_RANGE] = "Range",
 };
 
+/* The elements only some versions have; the rest are in every version. */
+static const enum bmap_feature element_features[EL_COUNT] = {
+    [EL_CHECKSUM_TYPE] = BMAP_FEATURE_CHECKSUM_TYPE,
+    [EL_FILE_CHECKSUM] = BMAP_FEATURE_FILE_CHECKSUM,
+    [EL_FILE_SHA1] = BMAP_FEATURE_FILE_SHA1,
+};
+
 /* Longest element text we keep: a sha512 hex digest with generous whitespace. */
 #define TEXT_MAX 256
 #define READ_CHUNK (64 * 1024)
@@ -61,6 +69,7 @@ struct parser {
     unsigned depth;
     unsigned skip_depth; /* inside an element we ignore when non-zero */
     bool root_seen;
+    unsigned long version_line;
     enum element current; /* element whose text is being collected */
     char text[TEXT_MAX + 1];
     size_t text_len;
@@ -161,55 +170,60 @@ static void parse_version(struct parser *p, const char *value)
     p->bmap->version_minor = (unsigned)minor;
 }
 
-/* Versions 1.4 and 2.x name their hash in ChecksumType; 1.1 to 1.3 use SHA-1. */
-static bool version_has_checksum_type(const struct bk_bmap *b)
+/* Fail unless the declared version defines F; WHAT names it in the message. */
+static bool version_allows(struct parser *p, enum bmap_feature f, const char *what)
 {
-    return b->version_major >= 2 || (b->version_major == 1 && b->version_minor == 4);
+    const struct bk_bmap *b = p->bmap;
+    if (bmap_version_has(b->version_major, b->version_minor, f))
+        return true;
+    parser_fail(p, "%s contradicts bmap format version %u.%u declared on line %lu (%s)", what,
+                b->version_major, b->version_minor, p->version_line, bmap_feature_versions(f));
+    return false;
 }
 
-static const char *range_digest_attribute(const struct bk_bmap *b)
+/* Take the range digest ATTR="HEX"; its length names the algorithm. */
+static void read_range_digest(struct parser *p, const char *attr, const char *value)
 {
-    if (version_has_checksum_type(b))
-        return "chksum";
-    if (b->version_major == 1 && b->version_minor >= 1)
-        return "sha1";
-    return NULL;
+    const char *hex = value;
+    size_t n = strlen(hex);
+    while (n > 0 && isspace((unsigned char)hex[n - 1]))
+        n--;
+    while (n > 0 && isspace((unsigned char)*hex)) {
+        hex++;
+        n--;
+    }
+    enum bk_hash h = BK_HASH_NONE;
+    static const enum bk_hash all[] = {BK_HASH_SHA1,   BK_HASH_SHA224, BK_HASH_SHA256,
+                                       BK_HASH_SHA384, BK_HASH_SHA512, BK_HASH_MD5};
+    for (size_t k = 0; k < sizeof all / sizeof all[0]; k++)
+        if (n == 2 * bk_hash_size(all[k]))
+            h = all[k];
+    if (h == BK_HASH_NONE || bk_hex_decode(hex, n / 2, p->range_digest) < 0) {
+        parser_fail(p, "Range %s=\"%.140s\" is not a hex digest", attr, value);
+        return;
+    }
+    if (p->bmap->hash == BK_HASH_NONE) {
+        p->bmap->hash = h;
+    } else if (p->bmap->hash != h) {
+        parser_fail(p, "Range %s has %zu hex digits where earlier ranges had %zu", attr, n,
+                    2 * bk_hash_size(p->bmap->hash));
+        return;
+    }
+    p->range_has_digest = true;
 }
 
 static void start_range(struct parser *p, const XML_Char **attrs)
 {
-    const char *want = range_digest_attribute(p->bmap);
     p->range_has_digest = false;
-    for (size_t i = 0; want && attrs[i]; i += 2) {
-        if (strcmp(attrs[i], want) != 0)
+    for (size_t i = 0; attrs[i] && !p->failed; i += 2) {
+        enum bmap_feature f = bmap_range_attribute(attrs[i]);
+        if (f == BMAP_FEATURE_NONE)
             continue;
-        const char *hex = attrs[i + 1];
-        size_t n = strlen(hex);
-        while (n > 0 && isspace((unsigned char)hex[n - 1]))
-            n--;
-        while (n > 0 && isspace((unsigned char)*hex)) {
-            hex++;
-            n--;
-        }
-        /* Each algorithm has its own digest length, so the length names it. */
-        enum bk_hash h = BK_HASH_NONE;
-        static const enum bk_hash all[] = {BK_HASH_SHA1,   BK_HASH_SHA224, BK_HASH_SHA256,
-                                           BK_HASH_SHA384, BK_HASH_SHA512, BK_HASH_MD5};
-        for (size_t k = 0; k < sizeof all / sizeof all[0]; k++)
-            if (n == 2 * bk_hash_size(all[k]))
-                h = all[k];
-        if (h == BK_HASH_NONE || bk_hex_decode(hex, n / 2, p->range_digest) < 0) {
-            parser_fail(p, "Range %s=\"%.140s\" is not a hex digest", want, attrs[i + 1]);
-            return;
-        }
-        if (p->bmap->hash == BK_HASH_NONE) {
-            p->bmap->hash = h;
-        } else if (p->bmap->hash != h) {
-            parser_fail(p, "Range %s has %zu hex digits where earlier ranges had %zu", want, n,
-                        2 * bk_hash_size(p->bmap->hash));
-            return;
-        }
-        p->range_has_digest = true;
+        char what[64];
+        snprintf(what, sizeof what, "Range attribute %s", attrs[i]);
+        /* No version has both digest attributes, so one that passes is the version's own. */
+        if (version_allows(p, f, what))
+            read_range_digest(p, attrs[i], attrs[i + 1]);
     }
 }
 
@@ -246,6 +260,7 @@ static void XMLCALL on_start(void *ud, const XML_Char *name, const XML_Char **at
             return;
         }
         p->root_seen = true;
+        p->version_line = parser_line(p);
         parse_version(p, version);
         return;
     }
@@ -263,6 +278,10 @@ static void XMLCALL on_start(void *ud, const XML_Char *name, const XML_Char **at
         return;
     }
     if (e != EL_RANGE) {
+        char what[64];
+        snprintf(what, sizeof what, "<%s>", element_names[e]);
+        if (!version_allows(p, element_features[e], what))
+            return;
         if (p->seen[e]) {
             parser_fail(p, "<%s> appears twice (first on line %lu)", element_names[e], p->line[e]);
             return;
@@ -429,7 +448,7 @@ static int parser_validate(struct parser *p)
                                 element_names[always[i]]);
 
     enum element checksum_el = EL_NONE;
-    if (version_has_checksum_type(b)) {
+    if (bmap_version_is_2_0_layout(b->version_major, b->version_minor)) {
         if (!p->seen[EL_CHECKSUM_TYPE])
             return bk_error_set(err, BK_E_FORMAT, 0, "%s: <ChecksumType> is missing", n);
         checksum_el = EL_FILE_CHECKSUM;

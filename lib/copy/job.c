@@ -18,6 +18,31 @@ int bk_copy_check_source(const struct bk_bmap *bmap, const struct bk_source *src
     return 0;
 }
 
+/* Whether BMAP has ranges and not one range checksum: nothing it maps can be verified. */
+static bool nothing_verifiable(const struct bk_bmap *bmap)
+{
+    for (size_t i = 0; i < bmap->range_count; i++)
+        if (bk_bmap_digest(bmap, i))
+            return false;
+    return bmap->range_count > 0;
+}
+
+int bk_copy_check_verifiable(const struct bk_bmap *bmap, bool verify, bool readback,
+                             struct bk_error *err)
+{
+    if (!nothing_verifiable(bmap))
+        return 0;
+    if (verify)
+        return bk_error_set(err, BK_E_UNVERIFIABLE, 0,
+                            "no range checksums (bmap format version %u.%u), so the data cannot "
+                            "be verified",
+                            bmap->version_major, bmap->version_minor);
+    if (readback)
+        return bk_error_set(err, BK_E_INVALID, 0,
+                            "read-back needs range checksums, and the bmap has none");
+    return 0;
+}
+
 struct bk_copy *bk_copy_new(const struct bk_bmap *bmap, struct bk_source *src, struct bk_dest *dest,
                             struct bk_error *err)
 {
@@ -101,6 +126,8 @@ int bk_copy_run(struct bk_copy *job, struct bk_error *err)
     job->ran = true;
     job->stats = (struct bk_copy_stats){0};
     if (job->bmap && bk_copy_check_source(job->bmap, job->src, err) < 0)
+        return -1;
+    if (job->bmap && bk_copy_check_verifiable(job->bmap, job->verify, job->readback, err) < 0)
         return -1;
     if (job->readback && copy_readback_check(job, err) < 0)
         return -1;

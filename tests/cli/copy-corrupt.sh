@@ -58,13 +58,16 @@ for spot in "300 339 $((320 * 4096 + 17)) middle" "768 768 $((768 * 4096 + 999))
     run_ok "$BMAPKIT" copy --no-verify --bmap v2.0.bmap bad.img out.img
     cmp bad.img out.img || fail "--no-verify copy differs from the corrupt image"
     pass "$where corruption: --no-verify copies it"
-    # 1.0 has no checksums: the copy goes through, with a warning that it is unverified.
+    # 1.0 has no checksums: refused unless --no-verify; with it, copied and said unverified.
     rm -f out.img
-    run_ok "$BMAPKIT" copy --bmap v1.0.bmap bad.img out.img
-    grep -Eqi '^bmapkit: warning: .*(cannot|not) be verified' .err ||
-        { cat .err; fail "no warning that a 1.0 bmap cannot verify the data"; }
+    expect_fail 1 'v1\.0\.bmap: no range checksums.*--no-verify' \
+        "$BMAPKIT" copy --bmap v1.0.bmap bad.img out.img
+    [ ! -e out.img ] || fail "$where: out.img created although the 1.0 bmap was refused"
+    run_ok "$BMAPKIT" copy --no-verify --bmap v1.0.bmap bad.img out.img
+    grep -q '^bmapkit: warning: not verified: ' .err ||
+        { cat .err; fail "no warning that the 1.0 copy was not verified"; }
     cmp bad.img out.img || fail "1.0 copy differs from the image"
-    pass "$where corruption, bmap 1.0: copied with a not-verified warning"
+    pass "$where corruption, bmap 1.0: refused, and with --no-verify copied as not verified"
 done
 # Piped corrupt data fails the same way.
 corrupt good.img bad.img $((500 * 4096 + 3))

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# bmapkit copy to files: bmaps of every format version, bmaptool/bmapkit-made bmaps, stdin, /dev/null, --nobmap, bmap discovery.
+# bmapkit copy to files: bmaps of every format version (1.0, which has no checksums, only with --no-verify), bmaptool/bmapkit-made bmaps, stdin, /dev/null, --nobmap, bmap discovery.
 source "$TESTS_DIR/lib.sh"
 
 require_tools bmaptool
@@ -66,6 +66,16 @@ for img in $IMAGES; do
             bmaptool -q copy --bmap "$img.v$v.bmap" "$img" ref.out 2>bt.err ||
                 { cat bt.err; fail "bmaptool rejects the generated $v bmap of $img"; }
             cmp "$img" ref.out || fail "bmaptool copy with generated $v bmap differs"
+        fi
+        if [ "$v" = 1.0 ]; then
+            # 1.0 has no range checksums: copied only when the user accepts that.
+            rm -f out.img
+            expect_fail 1 'no range checksums.*--no-verify' \
+                "$BMAPKIT" copy --bmap "$img.v$v.bmap" "$img" out.img
+            [ ! -e out.img ] || fail "out.img created although the 1.0 bmap was refused"
+            copy_ok "$img: bmap version 1.0 with --no-verify: byte and hole equal" \
+                "$img" "$img.v$v.bmap" --no-verify
+            continue
         fi
         copy_ok "$img: bmap version $v: byte and hole equal" "$img" "$img.v$v.bmap"
     done

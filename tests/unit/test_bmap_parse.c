@@ -286,6 +286,127 @@ static void test_version_missing(void **state)
     vbuf_free(&b);
 }
 
+/* ---- content that contradicts the declared version --------------------------------- */
+
+/*
+ * B, with its version attribute set to DECLARED and its file checksum made right again,
+ * must be refused as malformed at the line of AT, naming WHAT and the version.
+ */
+static void expect_contradiction_at(int line, struct vbuf *b, const char *declared, const char *at,
+                                    const char *what, const char *who_has)
+{
+    size_t s = vbuf_find(b, 0, "<bmap version=\"");
+    assert_true(s != SIZE_MAX);
+    s += strlen("<bmap version=\"");
+    size_t e = vbuf_find(b, s, "\"");
+    vbuf_splice(b, s, e - s, declared, strlen(declared));
+    vec_fix_checksum(b);
+    char loc[64], msg[256];
+    where(b, at, loc, sizeof loc);
+    if (vec_line_of(b, at) == 0)
+        fail_msg("line %d: the document has no \"%s\"", line, at);
+    snprintf(msg, sizeof msg, "%s contradicts bmap format version %s declared on line %lu (%s)",
+             what, declared, vec_line_of(b, "<bmap version="), who_has);
+    expect_fail_at(line, b, BK_E_FORMAT, (const char *const[]){loc, msg, NULL});
+}
+#define EXPECT_CONTRADICTION(b, declared, at, what, who_has)                                       \
+    expect_contradiction_at(__LINE__, (b), (declared), (at), (what), (who_has))
+
+#define NEW_ONLY "only versions 1.4 and 2.x have it"
+#define SHA1_ONLY "only versions 1.1 to 1.3 have it"
+#define V13_ONLY "only version 1.3 has it"
+
+static void test_contradiction_checksum_type(void **state)
+{
+    (void)state;
+    /* A 2.0 (or 1.4) bmap whose version was lowered: its checksums must not be dropped. */
+    static const char *const older[] = {"1.0", "1.1", "1.2", "1.3"};
+    for (size_t i = 0; i < sizeof older / sizeof older[0]; i++) {
+        struct vbuf b = {0};
+        std_doc("2.0", &b);
+        EXPECT_CONTRADICTION(&b, older[i], "<ChecksumType>", "<ChecksumType>", NEW_ONLY);
+        std_doc("1.4", &b);
+        EXPECT_CONTRADICTION(&b, older[i], "<ChecksumType>", "<ChecksumType>", NEW_ONLY);
+        vbuf_free(&b);
+    }
+}
+
+static void test_contradiction_file_checksum(void **state)
+{
+    (void)state;
+    struct vbuf b = {0};
+    /* Without ChecksumType, the next thing only 2.0 has is the file checksum... */
+    std_doc("2.0", &b);
+    assert_true(vec_remove_element(&b, "ChecksumType"));
+    EXPECT_CONTRADICTION(&b, "1.2", "<BmapFileChecksum>", "<BmapFileChecksum>", NEW_ONLY);
+    /* ... and without both, the chksum attribute of the first range. */
+    std_doc("2.0", &b);
+    assert_true(vec_remove_element(&b, "ChecksumType"));
+    assert_true(vec_remove_element(&b, "BmapFileChecksum"));
+    EXPECT_CONTRADICTION(&b, "1.1", "<Range chksum=", "Range attribute chksum", NEW_ONLY);
+    EXPECT_CONTRADICTION(&b, "1.0", "<Range chksum=", "Range attribute chksum", NEW_ONLY);
+    vbuf_free(&b);
+}
+
+static void test_contradiction_file_sha1(void **state)
+{
+    (void)state;
+    /* BmapFileSHA1 exists in 1.3 only: lowered, raised or renumbered as 2.x, it is refused. */
+    static const char *const others[] = {"1.0", "1.1", "1.2", "1.4", "2.0", "2.5"};
+    for (size_t i = 0; i < sizeof others / sizeof others[0]; i++) {
+        struct vbuf b = {0};
+        std_doc("1.3", &b);
+        EXPECT_CONTRADICTION(&b, others[i], "<BmapFileSHA1>", "<BmapFileSHA1>", V13_ONLY);
+        vbuf_free(&b);
+    }
+}
+
+static void test_contradiction_range_sha1(void **state)
+{
+    (void)state;
+    struct vbuf b = {0};
+    /* 1.1 and 1.2 have nothing but their sha1 attributes to show their version. */
+    std_doc("1.1", &b);
+    EXPECT_CONTRADICTION(&b, "1.0", "<Range sha1=", "Range attribute sha1", SHA1_ONLY);
+    std_doc("1.2", &b);
+    EXPECT_CONTRADICTION(&b, "1.0", "<Range sha1=", "Range attribute sha1", SHA1_ONLY);
+    std_doc("1.2", &b);
+    EXPECT_CONTRADICTION(&b, "2.0", "<Range sha1=", "Range attribute sha1", SHA1_ONLY);
+    std_doc("1.2", &b);
+    EXPECT_CONTRADICTION(&b, "1.4", "<Range sha1=", "Range attribute sha1", SHA1_ONLY);
+    /* One range of a 2.0 bmap with a sha1 attribute besides its chksum. */
+    std_doc("2.0", &b);
+    assert_true(vec_replace(&b, "> 9 </Range>", "> 9 </Range>\n        <Range> 10 </Range>"));
+    assert_true(vec_replace(&b, "<Range> 10 <",
+                            "<Range sha1=\"da39a3ee5e6b4b0d3255bfef95601890afd80709\"> 10 <"));
+    EXPECT_CONTRADICTION(&b, "2.0", "<Range sha1=", "Range attribute sha1", SHA1_ONLY);
+    /* A chksum attribute added to a range of a 1.0 bmap. */
+    std_doc("1.0", &b);
+    assert_true(vec_replace(&b, "<Range> 9 <", "<Range chksum=\"00\"> 9 <"));
+    EXPECT_CONTRADICTION(&b, "1.0", "<Range chksum=", "Range attribute chksum", NEW_ONLY);
+    vbuf_free(&b);
+}
+
+static void test_contradiction_not_in_meaningless_places(void **state)
+{
+    (void)state;
+    /* Inside an element the format does not define, names carry no meaning at any version;
+       other Range attributes neither. */
+    struct vbuf b = {0};
+    struct bk_bmap *m;
+    std_doc("1.0", &b);
+    assert_true(vec_insert_before(&b, "    <!-- Image size",
+                                  "    <Origin><ChecksumType> sha256 </ChecksumType>"
+                                  "<BmapFileSHA1> 0 </BmapFileSHA1>"
+                                  "<Range chksum=\"00\"> 1 </Range></Origin>\n"));
+    assert_true(vec_replace(&b, "<Range> 9 <", "<Range note=\"kept\" sha=\"1\"> 9 <"));
+    m = PARSE_OK(&b);
+    struct vec_opts o = std_opts("1.0");
+    check_matches(m, &o);
+    bk_bmap_free(m);
+    vbuf_free(&b);
+}
+
 /* ---- hash types -------------------------------------------------------------------- */
 
 static void check_hash(enum bk_hash hash)
@@ -1519,6 +1640,11 @@ int main(void)
         cmocka_unit_test(test_version_nonexistent),
         cmocka_unit_test(test_version_garbage),
         cmocka_unit_test(test_version_missing),
+        cmocka_unit_test(test_contradiction_checksum_type),
+        cmocka_unit_test(test_contradiction_file_checksum),
+        cmocka_unit_test(test_contradiction_file_sha1),
+        cmocka_unit_test(test_contradiction_range_sha1),
+        cmocka_unit_test(test_contradiction_not_in_meaningless_places),
         cmocka_unit_test(test_hash_sha1),
         cmocka_unit_test(test_hash_sha224),
         cmocka_unit_test(test_hash_sha256),

@@ -531,6 +531,54 @@ static void test_refusals_before_writing(void **state)
     free_image(&img);
 }
 
+/* A bmap without any range checksum: refused while verifying, copied when told not to. */
+static void test_unverifiable_bmap(void **state)
+{
+    (void)state;
+    struct image img;
+    make_image(&img, 8 << 20);
+    struct bk_error err;
+    struct bk_bmap *bare = bk_bmap_new(img.size, BLOCK, BK_HASH_NONE, &err);
+    assert_non_null(bare);
+    assert_int_equal(bk_bmap_append(bare, 0, 9, NULL, &err), 0);
+    assert_int_equal(bk_bmap_append(bare, 100, 120, NULL, &err), 0);
+    assert_int_equal(BK_E_UNVERIFIABLE, 12); /* pinned: part of the ABI */
+    assert_string_equal(bk_code_name(BK_E_UNVERIFIABLE), "unverifiable");
+
+    assert_int_equal(bk_copy_check_verifiable(bare, true, false, &err), -1);
+    assert_one_line(&err, BK_E_UNVERIFIABLE);
+    assert_int_equal(bk_copy_check_verifiable(bare, false, true, &err), -1);
+    assert_one_line(&err, BK_E_INVALID);
+    assert_int_equal(bk_copy_check_verifiable(bare, false, false, &err), 0);
+    assert_int_equal(bk_copy_check_verifiable(img.bmap, true, true, &err), 0);
+
+    struct mem_disk disk;
+    struct bk_dest *dest = mem_dest_new(&disk, img.size, FILL, DISK_CAPS);
+    struct bk_source *src = mem_source_new(img.data, img.size, true);
+    struct run r = {0};
+    run_copy(bare, src, dest, 0, false, &r);
+    assert_int_equal(r.rc, -1);
+    assert_one_line(&r.err, BK_E_UNVERIFIABLE);
+    assert_int_equal(disk.writes, 0);
+    bk_source_close(src);
+
+    src = mem_source_new(img.data, img.size, true);
+    struct bk_copy *job = bk_copy_new(bare, src, dest, &err);
+    assert_non_null(job);
+    bk_copy_set_verify(job, false);
+    bk_error_clear(&err);
+    assert_int_equal(bk_copy_run(job, &err), 0);
+    assert_int_equal(bk_copy_get_stats(job)->ranges_verified, 0);
+    assert_int_equal(bk_copy_get_stats(job)->ranges_unchecked, 2);
+    assert_memory_equal(disk.data + 100 * BLOCK, img.data + 100 * BLOCK, 21 * BLOCK);
+    bk_copy_free(job);
+    bk_source_close(src);
+    bk_dest_close(dest);
+    mem_disk_free(&disk);
+    bk_bmap_free(bare);
+    free_image(&img);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -544,6 +592,7 @@ int main(void)
         cmocka_unit_test(test_cancel_from_another_thread),
         cmocka_unit_test(test_short_reads_and_slow_disks),
         cmocka_unit_test(test_refusals_before_writing),
+        cmocka_unit_test(test_unverifiable_bmap),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
