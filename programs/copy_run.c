@@ -75,6 +75,14 @@ static void describe_state(const struct bk_copy_stats *st, const char *dest, boo
     buf[0] = '\0';
     if (!dest_opened)
         return;
+    if (st->head_written) {
+        /* Only a failure after the whole head went out (a failed flush) leaves this. */
+        snprintf(buf, cap,
+                 "; %s may hold the image's first MiB although the copy failed: do not boot "
+                 "from it",
+                 dest);
+        return;
+    }
     if (st->bytes_written == 0)
         snprintf(buf, cap, "; nothing was written to %s", dest);
     else

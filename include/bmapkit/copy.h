@@ -27,7 +27,8 @@ struct bk_copy_stats {
     size_t ranges_unchecked; /* ranges without a checksum, or all when not verifying */
     size_t readback_checked; /* ranges read back and matched */
     size_t readback_failed;  /* ranges that still differ after the retries */
-    bool head_written;       /* the image's first bytes reached the destination */
+    bool head_written;       /* the image's first bytes reached (or, after a failure, may
+                                be on) the destination */
 };
 
 /* Range INDEX of the bmap matched its checksum (before its last bytes are written). */

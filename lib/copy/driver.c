@@ -137,16 +137,29 @@ static int write_head(struct pipeline *p, struct bk_error *err)
     struct bk_copy *job = p->job;
     if (bk_dest_flush(job->dest, err) < 0)
         return -1;
-    for (size_t i = p->head_count; i-- > 0;) {
+    int rc = 0;
+    for (size_t i = p->head_count; i-- > 0 && rc == 0;) {
         const struct head_part *h = &p->head_parts[i];
-        if (bk_dest_write(job->dest, p->head + h->offset, (size_t)h->len, h->offset, err) < 0)
-            return -1;
-        job->stats.bytes_written += h->len;
+        rc = bk_dest_write(job->dest, p->head + h->offset, (size_t)h->len, h->offset, err);
+        if (rc == 0)
+            job->stats.bytes_written += h->len;
     }
-    if (bk_dest_flush(job->dest, err) < 0)
-        return -1;
-    job->stats.head_written = true;
-    return 0;
+    bool all_written = rc == 0;
+    if (rc == 0)
+        rc = bk_dest_flush(job->dest, err);
+    if (rc == 0) {
+        job->stats.head_written = true;
+        return 0;
+    }
+    /*
+     * Back to front, a failed write never reached the first sector; but once all of the
+     * head went out, a failed flush may still let it reach the medium. Take the head
+     * away again; where even that fails, say it may be there.
+     */
+    struct bk_error ignored;
+    bool cleared = clear_head(p, &ignored) == 0;
+    job->stats.head_written = all_written && !cleared;
+    return -1;
 }
 
 /* Hashers to start: one per CPU, less one for a reader that decodes. */
