@@ -13,6 +13,8 @@ libbz2-dev liblzma-dev libzstd-dev liblz4-dev libxxhash-dev liblzo2-dev libarchi
 # - the reference bmaptool
 # - disk images: file systems, partition tables, FAT files, loop devices and mounts,
 #   setpriv, taskset, fallocate, blockdev (util-linux), script (bsdutils)
+# - a block device whose I/O fails on command (copy-dest-faults): an nbdkit server,
+#   nbdfuse (libnbd-bin) to show it as a file, FUSE's fusermount3 (fuse3)
 # - compressors and archivers of the decoder tests and the fuzz seed corpora
 # - the tests' helpers (python3, cmp) and the benchmark's GNU time
 # - scripts/check-fresh.sh, which scripts/test.sh runs as root: debootstrap, git
@@ -20,6 +22,7 @@ test_pkgs="libcmocka-dev g++ binutils
 clang libclang-rt-14-dev
 bmap-tools
 e2fsprogs dosfstools mtools fdisk util-linux mount bsdutils
+nbdkit libnbd-bin fuse3
 xz-utils zstd lz4 bzip2 gzip pigz pbzip2 lzop tar zip unzip
 python3 diffutils time
 debootstrap git"
