@@ -58,16 +58,17 @@ device() {
     }
 }
 stop_device() {
+    # At exit the current folder is no longer $WORK: every path here is absolute.
     [ -n "${DEV:-}" ] && losetup -d "$DEV" 2>/dev/null
     DEV=
     fusermount3 -u "$WORK/fuse.file" 2>/dev/null
-    if [ -s nbdkit.pid ]; then
+    if [ -s "$WORK/nbdkit.pid" ]; then
         local pid
-        pid=$(cat nbdkit.pid)
+        pid=$(cat "$WORK/nbdkit.pid")
         kill "$pid" 2>/dev/null
         for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     fi
-    rm -f nbdkit.pid sock
+    rm -f "$WORK/nbdkit.pid" "$WORK/sock"
 }
 at_exit stop_device
 
@@ -116,3 +117,5 @@ device 0 4096
 expect_readback_fail "read-back of $DEV" "$BMAPKIT" copy -q --readback --bmap img.bmap img "$DEV"
 head_absent "lost head"
 pass "the first block lost: read-back fails with status 3"
+stop_device
+! pgrep -f "nbdkit -U $WORK/sock" >/dev/null || fail "an nbdkit server of this test is still running"
