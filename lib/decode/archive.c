@@ -33,6 +33,7 @@ struct archive_source {
     size_t first_len;
     bool first_pending; /* buf holds bytes read before libarchive was opened */
     bool in_eof;
+    bool eof_given;    /* libarchive asked for more bytes after the last one */
     uint64_t in_bytes; /* bytes read from IN */
     bool in_failed;    /* IN's error, more precise than libarchive's wrapping */
     struct bk_error in_err;
@@ -93,6 +94,8 @@ static la_ssize_t read_callback(struct archive *a, void *client, const void **ou
         archive_set_error(a, EIO, "%s", s->in_err.msg);
         return ARCHIVE_FATAL;
     }
+    if (got == 0)
+        s->eof_given = true;
     return (la_ssize_t)got;
 }
 
@@ -101,13 +104,16 @@ static int archive_failed(struct archive_source *s, struct bk_error *err)
 {
     if (s->in_failed) {
         *err = s->in_err;
-    } else {
-        const char *msg = archive_error_string(s->a);
-        bk_error_set(err, BK_E_FORMAT, 0, "%s: %s: %s%s%s%s at byte %" PRId64, s->pub.name, s->kind,
-                     s->member ? "member " : "", s->member ? s->member : "", s->member ? ": " : "",
-                     msg ? msg : "the archive is damaged", archive_filter_bytes(s->a, -1));
+        return -1;
     }
-    return -1;
+    /* libarchive needed bytes past the end of the input: whatever it says then (a short
+       header, zlib's -5 for a cut deflate stream), the archive was cut short there. */
+    const char *msg =
+        s->eof_given ? "the archive ends early (truncated)" : archive_error_string(s->a);
+    uint64_t at = s->eof_given ? s->in_bytes : (uint64_t)archive_filter_bytes(s->a, -1);
+    return bk_error_set(err, BK_E_FORMAT, 0, "%s: %s: %s%s%s%s at byte %" PRIu64, s->pub.name,
+                        s->kind, s->member ? "member " : "", s->member ? s->member : "",
+                        s->member ? ": " : "", msg ? msg : "the archive is damaged", at);
 }
 
 static int fail(struct archive_source *s, struct bk_error *err, const char *what)
@@ -121,20 +127,44 @@ static uint32_t le16(const uint8_t *p)
     return (uint32_t)p[0] | (uint32_t)p[1] << 8;
 }
 
-/* A zip whose end record is missing was cut short, or has something after it. */
+/*
+ * A zip ends with its end record and the record's comment, exactly. Otherwise the
+ * last record found tells: a comment running past the end was cut short, bytes after
+ * it are trailing data. With no record, a cut inside the central directory shows its
+ * headers in the tail, and when the tail holds the whole input the record is simply
+ * missing; else garbage longer than the tail may hide the record.
+ */
 static int check_zip_end(struct archive_source *s, struct bk_error *err)
 {
-    if (s->tail_len >= EOCD_BYTES) {
-        size_t lowest = s->tail_len > TAIL_MAX ? s->tail_len - TAIL_MAX : 0;
-        for (size_t i = s->tail_len - EOCD_BYTES + 1; i-- > lowest;) {
-            const uint8_t *p = s->tail + i;
-            if (memcmp(p, "PK\x05\x06", 4) == 0 && le16(p + 20) == s->tail_len - i - EOCD_BYTES)
-                return 0;
-        }
+    size_t lowest = s->tail_len > TAIL_MAX ? s->tail_len - TAIL_MAX : 0;
+    size_t record = SIZE_MAX; /* the last end record's offset in the tail */
+    bool directory = false;
+    for (size_t i = s->tail_len; i-- > lowest;) {
+        const uint8_t *p = s->tail + i;
+        size_t after = s->tail_len - i;
+        if (after >= 4 && memcmp(p, "PK\x01\x02", 4) == 0)
+            directory = true;
+        if (after < EOCD_BYTES || memcmp(p, "PK\x05\x06", 4) != 0)
+            continue;
+        if (EOCD_BYTES + le16(p + 20) == after)
+            return 0;
+        if (record == SIZE_MAX)
+            record = i;
     }
+    if (record != SIZE_MAX) {
+        size_t after = s->tail_len - record, end = EOCD_BYTES + le16(s->tail + record + 20);
+        if (end > after)
+            return fail(s, err, "the archive ends early (truncated) in its end record");
+        return bk_error_set(err, BK_E_FORMAT, 0,
+                            "%s: zip: trailing data after the end of central directory record "
+                            "at byte %" PRIu64,
+                            s->pub.name, s->in_bytes - (after - end));
+    }
+    if (directory || s->tail_len < TAIL_MAX)
+        return fail(s, err, "the archive ends early (truncated) in its central directory");
     return fail(s, err,
                 "the end of central directory record is missing (the archive is truncated or "
-                "has trailing garbage)");
+                "has trailing data)");
 }
 
 /* After the image: the other members, the archive's end, then the stream's end. */

@@ -173,15 +173,20 @@ done
 { cat disk.img.tar.gz && echo garbage; } >trail.tar.gz
 bad "tar.gz with trailing garbage" trail.tar.gz "gzip: .* at byte [0-9]+"
 
+# A cut zip says so, like every other format, at the byte where it ends: in a local
+# header, in deflated, stored or streamed data (where zlib only sees its input run
+# out), in the central directory and in the end record.
 ZSIZE=$(stat -c %s two.zip)
-for cut in 20 100 $((ZSIZE / 2)) $((ZSIZE - 100)) $((ZSIZE - 10)) $((ZSIZE - 1)); do
+for cut in 20 31 100 $((ZSIZE / 2)) $((ZSIZE - 200)) $((ZSIZE - 100)) $((ZSIZE - 10)) $((ZSIZE - 1)); do
     head -c "$cut" two.zip >cut.zip
-    bad "zip truncated at byte $cut" cut.zip "zip: .* at byte [0-9]+"
+    bad "zip truncated at byte $cut" cut.zip "zip: .*ends early \(truncated\).* at byte $cut([^0-9]|\$)"
 done
-SSIZE=$(stat -c %s stored.zip)
-for cut in $((SSIZE / 2)) $((SSIZE - 30)); do
-    head -c "$cut" stored.zip >cut.zip
-    bad "stored zip truncated at byte $cut" cut.zip "zip: .* at byte [0-9]+"
+for zipfile in stored.zip stream.zip; do
+    SSIZE=$(stat -c %s "$zipfile")
+    for cut in 100 $((SSIZE / 2)) $((SSIZE - 100)) $((SSIZE - 30)); do
+        head -c "$cut" "$zipfile" >cut.zip
+        bad "$zipfile truncated at byte $cut" cut.zip "zip: .*ends early \(truncated\).* at byte $cut([^0-9]|\$)"
+    done
 done
 # A flipped byte in deflated data: the decoder or the CRC fails it; with the bmap the
 # range checksums may see the damage first (exit 3).
@@ -197,5 +202,10 @@ for off in 1000 $((100 * 4096)) $((600 * 4096)); do
     flipped stored.zip "$off" bad.zip
     bad "stored zip with a flipped byte at $off" bad.zip "zip: .*CRC.* at byte [0-9]+"
 done
+ZSIZE=$(stat -c %s disk.img.zip)
 { cat disk.img.zip && echo garbage; } >trail.zip
-bad "zip with trailing garbage" trail.zip "zip: .*end of central directory.* at byte [0-9]+"
+bad "zip with trailing garbage" trail.zip "zip: trailing data after the end of central directory record at byte $ZSIZE([^0-9]|\$)"
+# Garbage longer than the tail that is searched for the end record: either may be.
+{ cat disk.img.zip && head -c 100000 /dev/zero | tr "\\0" x; } >trail.zip
+bad "zip with 100000 bytes of trailing garbage" trail.zip \
+    "zip: the end of central directory record is missing \(the archive is truncated or has trailing data\) at byte $((ZSIZE + 100000))([^0-9]|\$)"
