@@ -22,6 +22,8 @@ static void copy_help(void)
            "command, like --ums; write ./ums for a file of that name.\n"
            "Without --bmap the bmap is looked for next to IMAGE (IMAGE.bmap, then with one\n"
            "extension after another removed).\n"
+           "A signed bmap (clearsigned, or with a signature file) is copied only if its\n"
+           "signature is good and made by a key of the keyring.\n"
            "\n"
            "Options:\n"
            "      --bmap BMAP          use this bmap file\n"
@@ -43,6 +45,13 @@ static void copy_help(void)
            "      --wait SECONDS       wait this long for the UMS disk to appear (default\n"
            "                           60, 0: do not wait)\n"
            "      --json-events FILE   write JSON-lines events to FILE ('-': standard output)\n"
+           "      --bmap-sig SIG       the detached OpenPGP signature of the bmap (default:\n"
+           "                           BMAP.asc, then BMAP.sig, when one is there)\n"
+           "      --keyring FILE       trust only the public keys in FILE (exported with gpg\n"
+           "                           --export), not the user's GnuPG home\n"
+           "      --fingerprint FPR    the bmap must be signed by the key with fingerprint FPR\n"
+           "      --no-sig-verify      do not check the bmap's signature (a clearsigned bmap\n"
+           "                           is still read)\n"
            "  -q, --quiet              print only warnings and errors\n"
            "  -d, --debug              print debugging messages\n"
            "  -h, --help               print this help and exit\n"
@@ -64,7 +73,9 @@ enum {
     OPT_FORCE,
     OPT_NO_TUNE,
     OPT_JSON,
-    OPT_SIG,
+    OPT_BMAP_SIG,
+    OPT_KEYRING,
+    OPT_FINGERPRINT,
     OPT_NO_SIG,
     OPT_UMS,
     OPT_WAIT,
@@ -81,9 +92,9 @@ static const struct option longopts[] = {
     {"force", no_argument, NULL, OPT_FORCE},
     {"no-tune", no_argument, NULL, OPT_NO_TUNE},
     {"json-events", required_argument, NULL, OPT_JSON},
-    {"bmap-sig", required_argument, NULL, OPT_SIG},
-    {"keyring", required_argument, NULL, OPT_SIG},
-    {"fingerprint", required_argument, NULL, OPT_SIG},
+    {"bmap-sig", required_argument, NULL, OPT_BMAP_SIG},
+    {"keyring", required_argument, NULL, OPT_KEYRING},
+    {"fingerprint", required_argument, NULL, OPT_FINGERPRINT},
     {"no-sig-verify", no_argument, NULL, OPT_NO_SIG},
     {"ums", optional_argument, NULL, OPT_UMS},
     {"wait", required_argument, NULL, OPT_WAIT},
@@ -107,10 +118,15 @@ static int take_option(int c, char **argv, struct copy_plan *plan, bool *wait_gi
             return cli_usage_error("copy", "--wait takes a number of seconds from 0 to 86400");
         *wait_given = true;
         return CLI_CONTINUE;
-    case OPT_SIG:
-        cli_error("OpenPGP signature checking (--bmap-sig, --keyring, --fingerprint) is "
-                  "not supported yet");
-        return EXIT_ERROR;
+    case OPT_BMAP_SIG:
+        plan->bmap_sig = optarg;
+        return CLI_CONTINUE;
+    case OPT_KEYRING:
+        plan->keyring = optarg;
+        return CLI_CONTINUE;
+    case OPT_FINGERPRINT:
+        plan->fingerprint = optarg;
+        return CLI_CONTINUE;
     case OPT_UMS:
         plan->ums = true;
         plan->ums_selector = optarg && optarg[0] ? optarg : NULL;
@@ -152,6 +168,7 @@ static int parse_option(int c, char **argv, struct copy_plan *plan, bool *wait_g
         plan->json = optarg;
         break;
     case OPT_NO_SIG:
+        plan->no_sig_verify = true;
         break;
     default:
         return take_option(c, argv, plan, wait_given);
@@ -180,6 +197,12 @@ static int parse_operands(int argc, char **argv, struct copy_plan *plan, bool wa
                                        "DEST ums)");
     if (plan->bmap_path && plan->nobmap)
         return cli_usage_error("copy", "--bmap and --nobmap exclude each other");
+    if (plan->no_sig_verify && (plan->bmap_sig || plan->keyring || plan->fingerprint))
+        return cli_usage_error("copy", "--no-sig-verify excludes --bmap-sig, --keyring and "
+                                       "--fingerprint");
+    if (plan->nobmap && (plan->bmap_sig || plan->keyring || plan->fingerprint))
+        return cli_usage_error("copy", "--bmap-sig, --keyring and --fingerprint check the "
+                                       "bmap's signature, so they cannot be used with --nobmap");
     if (plan->nobmap && plan->readback)
         return cli_usage_error("copy", "--readback checks the bmap's range checksums, so it "
                                        "cannot be used with --nobmap");

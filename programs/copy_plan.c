@@ -49,9 +49,9 @@ static int open_inputs(struct copy_plan *plan)
     struct bk_error err;
     bk_error_clear(&err);
     if (plan->bmap_path) {
-        plan->bmap = bk_bmap_parse_file(plan->bmap_path, &err);
-        if (!plan->bmap)
-            return cli_fail(&err);
+        int rc = copy_load_bmap(plan);
+        if (rc != EXIT_OK)
+            return rc;
         unsigned major, minor;
         bk_bmap_version(plan->bmap, &major, &minor);
         if (!bk_bmap_has_file_checksum(plan->bmap))
@@ -75,6 +75,9 @@ static int open_inputs(struct copy_plan *plan)
     if (plan->bmap_path)
         plan->inputs[n++] =
             (struct bk_dest_input){.what = "bmap", .path = plan->bmap_path, .fd = -1};
+    if (plan->sig_path)
+        plan->inputs[n++] =
+            (struct bk_dest_input){.what = "bmap signature", .path = plan->sig_path, .fd = -1};
     plan->dopts.inputs = plan->inputs;
     plan->dopts.n_inputs = n;
     if (plan->bmap && bk_copy_check_source(plan->bmap, plan->src, &err) < 0)

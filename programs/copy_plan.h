@@ -24,6 +24,10 @@ struct copy_plan {
     const char *ums_selector;
     unsigned ums_timeout;
     bool no_verify;
+    const char *bmap_sig;    /* --bmap-sig */
+    const char *keyring;     /* --keyring */
+    const char *fingerprint; /* --fingerprint */
+    bool no_sig_verify;
     bool readback;
     unsigned readback_retries;
     struct bk_dest_options dopts;
@@ -35,7 +39,11 @@ struct copy_plan {
     enum bk_format format;
     struct bk_disk_info ums_disk;
     char ums_path[PATH_MAX];
-    struct bk_dest_input inputs[2]; /* what the destination must not destroy */
+    char sig_found[PATH_MAX];
+    const char *sig_path;                 /* the detached signature checked, or NULL */
+    bool sig_verified;                    /* the bmap's signature was checked and good */
+    struct bk_signature_result signature; /* who signed it, when verified */
+    struct bk_dest_input inputs[3];       /* what the destination must not destroy */
 };
 
 /* Parse ARGV into PLAN. Returns CLI_CONTINUE, or the exit status after printing. */
@@ -47,6 +55,12 @@ int copy_parse(int argc, char **argv, struct copy_plan *plan);
  * EXIT_OK, or the exit status after printing the error.
  */
 int copy_resolve(struct copy_plan *plan);
+
+/*
+ * Read and parse PLAN's bmap, checking its OpenPGP signature when it has one (see
+ * copy_sig.c). Returns EXIT_OK, or the exit status after printing the error.
+ */
+int copy_load_bmap(struct copy_plan *plan);
 
 /* Open the destination, copy, report. Returns the exit status. */
 int copy_execute(struct copy_plan *plan);

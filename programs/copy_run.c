@@ -105,10 +105,18 @@ static void announce(struct copy_cli *cc, const struct copy_plan *plan, uint64_t
     json_quote(q1, sizeof q1, plan->image);
     json_quote(q2, sizeof q2, plan->dest_path);
     json_quote(q3, sizeof q3, plan->bmap_path ? plan->bmap_path : "");
+    /* Who signed the bmap, when its signature was checked; null otherwise. */
+    char sig[6 * BK_SIGNATURE_SIGNER_MAX + 128] = "null";
+    if (plan->sig_verified) {
+        char fpr[BK_SIGNATURE_FPR_MAX + 8], who[6 * BK_SIGNATURE_SIGNER_MAX + 8];
+        json_quote(fpr, sizeof fpr, plan->signature.fingerprint);
+        json_quote(who, sizeof who, plan->signature.signer);
+        snprintf(sig, sizeof sig, "{\"fingerprint\":%s,\"signer\":%s}", fpr, who);
+    }
     progress_event(&cc->progress, "start",
-                   "\"image\":%s,\"dest\":%s,\"bmap\":%s,\"image_size\":%" PRIu64
+                   "\"image\":%s,\"dest\":%s,\"bmap\":%s,\"signature\":%s,\"image_size\":%" PRIu64
                    ",\"mapped_bytes\":%" PRIu64 ",\"ranges\":%zu",
-                   q1, q2, q3, image_size, bmap ? bk_bmap_mapped_bytes(bmap) : image_size,
+                   q1, q2, q3, sig, image_size, bmap ? bk_bmap_mapped_bytes(bmap) : image_size,
                    bmap ? bk_bmap_range_count(bmap) : 0);
 }
 

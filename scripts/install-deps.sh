@@ -4,7 +4,8 @@
 set -eu
 
 build_pkgs="gcc meson ninja-build pkg-config libexpat1-dev libssl-dev libisal-dev zlib1g-dev
-libbz2-dev liblzma-dev libzstd-dev liblz4-dev libxxhash-dev liblzo2-dev libarchive-dev"
+libbz2-dev liblzma-dev libzstd-dev liblz4-dev libxxhash-dev liblzo2-dev libarchive-dev
+libgpgme-dev"
 # Everything the tests, the demo and the fuzz targets run, by what runs it. A minimal
 # Debian (debootstrap --variant=minbase) lacks most of it; scripts/check-fresh.sh
 # checks that nothing is missing.
@@ -17,6 +18,7 @@ libbz2-dev liblzma-dev libzstd-dev liblz4-dev libxxhash-dev liblzo2-dev libarchi
 #   nbdfuse (libnbd-bin) to show it as a file, FUSE's fusermount3 (fuse3)
 # - compressors and archivers of the decoder tests and the fuzz seed corpora
 # - the tests' helpers (python3, cmp) and the benchmark's GNU time
+# - signed bmaps (copy-signature): gpg, gpg-agent and gpgconf make keys and signatures
 # - scripts/check-fresh.sh, which scripts/test.sh runs as root: debootstrap, git
 test_pkgs="libcmocka-dev g++ binutils
 clang libclang-rt-14-dev
@@ -25,6 +27,7 @@ e2fsprogs dosfstools mtools fdisk util-linux mount bsdutils
 nbdkit libnbd-bin fuse3
 xz-utils zstd lz4 bzip2 gzip pigz pbzip2 lzop tar zip unzip
 python3 diffutils time
+gnupg
 debootstrap git"
 
 case "${1:-all}" in

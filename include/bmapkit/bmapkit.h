@@ -16,6 +16,7 @@
 #include "bmapkit/error.h"
 #include "bmapkit/format.h"
 #include "bmapkit/map.h"
+#include "bmapkit/signature.h"
 #include "bmapkit/source.h"
 #include "bmapkit/version.h"
 

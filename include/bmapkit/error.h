@@ -29,6 +29,7 @@ enum bk_code {
     BK_E_IN_USE = 10,        /* refused: the destination is mounted, swap, or claimed */
     BK_E_NOT_REMOVABLE = 11, /* refused: only a removable whole disk was to be accepted */
     BK_E_UNVERIFIABLE = 12,  /* refused: verification asked for, and nothing can be verified */
+    BK_E_SIGNATURE = 13,     /* refused: an OpenPGP signature is bad or not by a trusted key */
 };
 
 /* Stable lower-case name of CODE ("io", "format", "in-use"); "unknown" for others. */

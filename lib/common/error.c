@@ -31,6 +31,7 @@ const char *bk_code_name(enum bk_code code)
         [BK_E_IN_USE] = "in-use",
         [BK_E_NOT_REMOVABLE] = "not-removable",
         [BK_E_UNVERIFIABLE] = "unverifiable",
+        [BK_E_SIGNATURE] = "signature",
     };
     if ((unsigned)code < sizeof names / sizeof names[0] && names[code])
         return names[code];

@@ -22,6 +22,7 @@ LOWER = {
     "dest": ["common", "os"],
     "decode": ["common", "source"],
     "copy": ["common", "digest", "bmap", "source", "dest"],
+    "signature": ["common", "bmap"],
 }
 
 PUBLIC = {
@@ -37,6 +38,7 @@ PUBLIC = {
     "disk.h": "os",
     "dest.h": "dest",
     "copy.h": "copy",
+    "signature.h": "signature",
     "bmapkit.h": "programs",  # the umbrella: for programs, never inside the library
 }
 
