@@ -9,16 +9,6 @@ cd "$WORK"
 [ "$BS" -eq 4096 ] || skip "the test images assume 4096-byte blocks, $WORK has $BS"
 MiB=$((1024 * 1024))
 
-# attach FILE [OPTIONS...]: attach FILE to a free loop device, detached again at exit;
-# the device name is left in $LOOP.
-attach() {
-    local f=$1
-    shift
-    LOOP=$(losetup -f --show "$@" "$f" 2>"$WORK/.losetup.err") || LOOP=
-    [ -n "$LOOP" ] && [ -b "$LOOP" ] || return 1
-    at_exit "losetup -d '$LOOP' 2>/dev/null"
-}
-
 # pattern FILE SIZE: FILE holds SIZE bytes of 0xA5.
 pattern() {
     rm -f "$1"
@@ -26,7 +16,7 @@ pattern() {
 }
 
 truncate -s 1M probe.img
-attach probe.img || skip "losetup cannot attach a loop device here: $(cat .losetup.err)"
+attach_loop probe.img || skip "losetup cannot attach a loop device here: $(cat .losetup.err)"
 PROBE=$LOOP
 
 # The image: partial last block (1024 bytes), data in and after the first MiB.
@@ -75,13 +65,13 @@ PYEOF
 
 # --- exact size and larger devices, with read-back
 new_sparse exact.back "$SIZE"
-attach exact.back || fail "cannot attach exact.back"
+attach_loop exact.back || fail "cannot attach exact.back"
 EXACT=$LOOP
 [ "$(blockdev --getsize64 "$EXACT")" -eq "$SIZE" ] || fail "$EXACT is not $SIZE bytes"
 new_sparse large.back $((32 * MiB))
 head -c $((32 * MiB - SIZE)) /dev/zero | tr '\0' '\245' |
     dd of=large.back bs=1M oflag=seek_bytes seek="$SIZE" conv=notrunc status=none
-attach large.back || fail "cannot attach large.back"
+attach_loop large.back || fail "cannot attach large.back"
 LARGE=$LOOP
 cp large.back large.saved
 for dev in "$EXACT" "$LARGE"; do
@@ -99,7 +89,7 @@ cmp -s -i "$SIZE:$SIZE" "$LARGE" large.saved || fail "$LARGE: bytes past the ima
 pass "$LARGE: bytes past the image are untouched"
 # Blocks the bmap does not map are left alone on a device.
 pattern pat.back $((16 * MiB))
-attach pat.back || fail "cannot attach pat.back"
+attach_loop pat.back || fail "cannot attach pat.back"
 PAT=$LOOP
 cp pat.back pat.saved
 run_ok "$BMAPKIT" copy --readback --bmap img.bmap img "$PAT"
@@ -111,7 +101,7 @@ pass "$EXACT: --no-tune copy"
 
 # --- too small: refused, content untouched
 pattern small.back $((4 * MiB))
-attach small.back || fail "cannot attach small.back"
+attach_loop small.back || fail "cannot attach small.back"
 SMALL=$LOOP
 cp small.back small.saved
 expect_fail 1 'too small' "$BMAPKIT" copy -q --bmap img.bmap img "$SMALL"
@@ -139,7 +129,7 @@ pass "missing $devpath: refused, not created"
 pattern parted.back $((64 * MiB))
 printf 'label: dos\nstart=2048, size=40960, type=83\n' | sfdisk -q parted.back >/dev/null ||
     fail "sfdisk failed"
-attach parted.back -P || fail "cannot attach parted.back with partitions"
+attach_loop parted.back -P || fail "cannot attach parted.back with partitions"
 PARTED=$LOOP
 part=${PARTED}p1
 for _ in $(seq 30); do [ -b "$part" ] && break; sleep 0.1; done
@@ -178,7 +168,7 @@ fi
 # for partitions, through the mount table; nothing is written.
 pattern whole.back $((32 * MiB))
 mkfs.ext4 -q -F -E lazy_itable_init=0,lazy_journal_init=0 whole.back >/dev/null 2>&1 || fail "mkfs.ext4 whole.back failed"
-attach whole.back || fail "cannot attach whole.back"
+attach_loop whole.back || fail "cannot attach whole.back"
 WHOLE=$LOOP
 mkdir -p wmnt
 if mount -o ro "$WHOLE" wmnt 2>.wmount.err; then
@@ -207,7 +197,7 @@ put_random big.img 0 $((512 * MiB))
 gen_bmap 2.0 big.img big.bmap
 new_sparse big.back $((600 * MiB))
 head -c "$MiB" /dev/zero | tr '\0' '\245' | dd of=big.back conv=notrunc status=none
-attach big.back || fail "cannot attach big.back"
+attach_loop big.back || fail "cannot attach big.back"
 BIG=$LOOP
 head -c "$MiB" big.back >big.head.saved
 prepare_tuning "$BIG"

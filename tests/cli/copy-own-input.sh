@@ -82,23 +82,14 @@ if [ "$(id -u)" -ne 0 ]; then
     exit 0
 fi
 
-# attach FILE [OPTIONS...]: a loop device over FILE in $LOOP, detached at exit.
-attach() {
-    local f=$1
-    shift
-    LOOP=$(losetup -f --show "$@" "$f" 2>"$WORK/.losetup.err") || LOOP=
-    [ -n "$LOOP" ] && [ -b "$LOOP" ] || return 1
-    at_exit "losetup -d '$LOOP' 2>/dev/null"
-}
-
 truncate -s 1M probe.img
-if ! attach probe.img; then
+if ! attach_loop probe.img; then
     echo "skip: losetup cannot attach a loop device here: $(cat .losetup.err)"
     exit 0
 fi
 
 # --- a loop device over the image, over the bmap
-attach img || fail "cannot attach img"
+attach_loop img || fail "cannot attach img"
 expect_fail 1 "destroy the image img \\(it is the file behind $(basename "$LOOP")\\)" \
     "$BMAPKIT" copy --bmap img.bmap img "$LOOP"
 expect_fail 1 "destroy the image img " "$BMAPKIT" copy --force --bmap img.bmap img "$LOOP"
@@ -108,20 +99,20 @@ pass "a loop device over the image: refused, also with --force; image unchanged"
 cp img.bmap copy.bmap
 truncate -s 64K copy.bmap.dev
 cp copy.bmap bmapdev.saved
-attach copy.bmap || fail "cannot attach copy.bmap"
+attach_loop copy.bmap || fail "cannot attach copy.bmap"
 expect_fail 1 "destroy the bmap copy.bmap" "$BMAPKIT" copy --bmap copy.bmap img "$LOOP"
 cmp copy.bmap bmapdev.saved || fail "copy.bmap changed"
 pass "a loop device over the bmap: refused"
 
 # --- the image read from a loop device, the destination the file behind it
 cp img backing.img
-attach backing.img || fail "cannot attach backing.img"
+attach_loop backing.img || fail "cannot attach backing.img"
 IMGDEV=$LOOP
 expect_fail 1 "destroy the image $IMGDEV \\(this file is behind $(basename "$IMGDEV")\\)" \
     "$BMAPKIT" copy --bmap img.bmap "$IMGDEV" backing.img
 cmp backing.img img || fail "backing.img changed"
 # Another loop device over the same file.
-attach backing.img || fail "cannot attach backing.img twice"
+attach_loop backing.img || fail "cannot attach backing.img twice"
 expect_fail 1 "destroy the image $IMGDEV .*read the same file" \
     "$BMAPKIT" copy --bmap img.bmap "$IMGDEV" "$LOOP"
 expect_fail 1 "destroy the image $IMGDEV " "$BMAPKIT" copy --bmap img.bmap "$IMGDEV" "$IMGDEV"
@@ -135,7 +126,7 @@ pass "image read from a loop device: its file and another loop over it refused; 
 truncate -s 64M disk.back
 printf 'label: dos\nstart=2048, size=40960, type=83\nstart=45056, type=83\n' |
     sfdisk -q disk.back >/dev/null || fail "sfdisk failed"
-attach disk.back -P || fail "cannot attach disk.back with partitions"
+attach_loop disk.back -P || fail "cannot attach disk.back with partitions"
 DISK=$LOOP
 name=$(basename "$DISK")
 for _ in $(seq 30); do [ -e "/sys/class/block/${name}p2" ] && break; sleep 0.1; done

@@ -147,6 +147,17 @@ run_ok() {
     fi
 }
 
+# attach_loop FILE [OPTIONS...]: attach FILE to a free loop device (with losetup's
+# OPTIONS), left in $LOOP and detached at exit; returns 1 when that cannot be done
+# here, the reason in $WORK/.losetup.err.
+attach_loop() {
+    local f=$1
+    shift
+    LOOP=$(losetup -f --show "$@" "$f" 2>"$WORK/.losetup.err") || LOOP=
+    [ -n "$LOOP" ] && [ -b "$LOOP" ] || return 1
+    at_exit "losetup -d '$LOOP' 2>/dev/null"
+}
+
 # ---------------------------------------------------------------- building images
 
 # Block size of the file system holding DIR, which is what create uses.

@@ -9,7 +9,6 @@
 #include "os/linux/sysfs.h"
 
 #include <dirent.h>
-#include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/loop.h>
@@ -149,13 +148,9 @@ static int walk(const char *sysroot, dev_t dev, bool written, struct bk_dev_stac
 {
     memset(s, 0, sizeof *s);
     struct walk w = {.sysroot = sysroot, .stack = s};
-    char link[PATH_MAX], target[PATH_MAX];
-    bk_root_path(link, sizeof link, sysroot, "/sys/dev/block/%u:%u", major(dev), minor(dev));
-    ssize_t n = readlink(link, target, sizeof target - 1);
-    if (n < 0)
-        return bk_error_set(err, BK_E_IO, errno, "cannot find block device %u:%u in sysfs (%s)",
-                            major(dev), minor(dev), link);
-    target[n] = '\0';
+    char target[PATH_MAX];
+    if (bk_sysfs_dev_target(sysroot, dev, target, sizeof target, err) < 0)
+        return -1;
     const char *base = strrchr(target, '/');
     add(&w, base ? base + 1 : target, START);
     for (size_t i = 0; i < s->count; i++) {

@@ -48,16 +48,25 @@ int bk_disk_read_attr(const char *sysroot, const char *disk, const char *attr, c
     return bk_read_line(path, buf, cap);
 }
 
-int bk_disk_of_dev(const char *sysroot, dev_t dev, char *disk, size_t disk_cap, bool *is_partition,
-                   struct bk_error *err)
+int bk_sysfs_dev_target(const char *sysroot, dev_t dev, char *target, size_t cap,
+                        struct bk_error *err)
 {
-    char link[PATH_MAX], target[PATH_MAX];
+    char link[PATH_MAX];
     bk_root_path(link, sizeof link, sysroot, "/sys/dev/block/%u:%u", major(dev), minor(dev));
-    ssize_t n = readlink(link, target, sizeof target - 1);
+    ssize_t n = readlink(link, target, cap - 1);
     if (n < 0)
         return bk_error_set(err, BK_E_IO, errno, "cannot find block device %u:%u in sysfs (%s)",
                             major(dev), minor(dev), link);
     target[n] = '\0';
+    return 0;
+}
+
+int bk_disk_of_dev(const char *sysroot, dev_t dev, char *disk, size_t disk_cap, bool *is_partition,
+                   struct bk_error *err)
+{
+    char target[PATH_MAX];
+    if (bk_sysfs_dev_target(sysroot, dev, target, sizeof target, err) < 0)
+        return -1;
 
     char *name = strrchr(target, '/');
     name = name ? name + 1 : target;

@@ -4,12 +4,20 @@
 #define BMAPKIT_OS_LINUX_SYSFS_H
 
 #include <stddef.h>
+#include <sys/types.h>
 
 #include "bmapkit/disk.h"
 
 /* SYSROOT (may be NULL) followed by the formatted path, into OUT. */
 void bk_root_path(char *out, size_t cap, const char *sysroot, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+
+/*
+ * Where SYSROOT/sys/dev/block/MAJOR:MINOR of DEV points, into TARGET: its last
+ * component is the device's sysfs name.
+ */
+int bk_sysfs_dev_target(const char *sysroot, dev_t dev, char *target, size_t cap,
+                        struct bk_error *err);
 
 /* First line of the file PATH into BUF, without the newline and trailing spaces. */
 int bk_read_line(const char *path, char *buf, size_t cap);
