@@ -169,6 +169,11 @@ say "clone of commit $commit"
 git -c advice.detachedHead=false clone --quiet --no-hardlinks "$top" "$root/root/bmapkit"
 git -C "$root/root/bmapkit" -c advice.detachedHead=false checkout --quiet --detach "$commit"
 
+# The root bound onto itself is a mount point, as a container's root is, so that a
+# test can give itself a private mount namespace there (copy-tuning-recovery does; a
+# plain folder as root refuses that). The plain-chroot case of the safety checks is
+# tested by chroot-system-disk.
+mount --bind "$root" "$root"
 mount -t proc proc "$root/proc"
 # With their submounts (/dev/pts, /dev/shm), as on a booted machine; as slaves, so
 # that unmounting them here never reaches the host's.
