@@ -214,6 +214,11 @@ pass "damaged records removed with a warning each, the copy done, nothing writte
 
 # --- without the right to write a record (not root), nothing is tuned
 chmod 755 "$WORK"
+if ! setpriv --reuid nobody --regid nogroup --clear-groups test -x "$BMAPKIT"; then
+    # A build in a folder only root can enter, such as /root in a fresh chroot.
+    note_skip "user nobody cannot run $BMAPKIT here: the case without a record is not run"
+    exit 0
+fi
 chown nobody "$A"
 at_exit "chown root '$A'"
 rc=0

@@ -37,7 +37,13 @@ import json, os, sys
 disks = json.load(open(sys.argv[1]))
 dev = os.stat("/").st_dev
 name = "%d:%d" % (os.major(dev), os.minor(dev))
-real = [d for d in disks if open("/sys/class/block/%s/dev" % d["name"]).read().strip() == name]
+def dev_of(d):
+    # Another test may detach its loop device between the listing and this look-up.
+    try:
+        return open("/sys/class/block/%s/dev" % d["name"]).read().strip()
+    except FileNotFoundError:
+        return None
+real = [d for d in disks if dev_of(d) == name]
 if real:
     assert real[0]["system"] and real[0]["mounted"], real[0]
     print("system mark on", real[0]["path"])
