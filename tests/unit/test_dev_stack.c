@@ -226,9 +226,9 @@ static void test_unknown_device(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_partition),         cmocka_unit_test(test_disk_with_raid_member),
-        cmocka_unit_test(test_raid_member),       cmocka_unit_test(test_dm_on_raid),
-        cmocka_unit_test(test_unrelated),         cmocka_unit_test(test_loop_backing_file),
+        cmocka_unit_test(test_partition),      cmocka_unit_test(test_disk_with_raid_member),
+        cmocka_unit_test(test_raid_member),    cmocka_unit_test(test_dm_on_raid),
+        cmocka_unit_test(test_unrelated),      cmocka_unit_test(test_loop_backing_file),
         cmocka_unit_test(test_unknown_device),
     };
     return cmocka_run_group_tests(tests, make_tree, remove_tree);
