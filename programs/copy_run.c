@@ -83,7 +83,10 @@ static void describe_state(const struct bk_copy_stats *st, const char *dest, boo
                  dest);
         return;
     }
-    if (st->bytes_written == 0)
+    if (st->bytes_written == 0 && st->head_cleared)
+        snprintf(buf, cap,
+                 "; only the mapped part of the first MiB of %s was overwritten, with zeros", dest);
+    else if (st->bytes_written == 0)
         snprintf(buf, cap, "; nothing was written to %s", dest);
     else
         snprintf(buf, cap,

@@ -5,7 +5,7 @@ set -eu
 
 build_pkgs="gcc meson ninja-build pkg-config libexpat1-dev libssl-dev libisal-dev zlib1g-dev
 libbz2-dev liblzma-dev libzstd-dev liblz4-dev libxxhash-dev liblzo2-dev libarchive-dev
-libgpgme-dev"
+libgpgme-dev libnbd-dev"
 # Everything the tests, the demo and the fuzz targets run, by what runs it. A minimal
 # Debian (debootstrap --variant=minbase) lacks most of it; scripts/check-fresh.sh
 # checks that nothing is missing.
@@ -19,6 +19,9 @@ libgpgme-dev"
 # - compressors and archivers of the decoder tests and the fuzz seed corpora
 # - the tests' helpers (python3, cmp) and the benchmark's GNU time
 # - signed bmaps (copy-signature): gpg, gpg-agent and gpgconf make keys and signatures
+# - NBD destinations and their fallback over ssh: nbdkit (above), sshd and ssh on 127.0.0.1
+# - the packaging and integration tests: debhelper, lintian, labgrid, udev, bash-completion,
+#   tmux for the terminal width of the progress line
 # - scripts/check-fresh.sh, which scripts/test.sh runs as root: debootstrap, git
 test_pkgs="libcmocka-dev g++ binutils
 clang libclang-rt-14-dev
@@ -28,6 +31,8 @@ nbdkit libnbd-bin fuse3
 xz-utils zstd lz4 bzip2 gzip pigz pbzip2 lzop tar zip unzip
 python3 diffutils time
 gnupg
+openssh-server openssh-client
+debhelper dpkg-dev fakeroot lintian python3-labgrid udev bash-completion tmux
 debootstrap git"
 
 case "${1:-all}" in

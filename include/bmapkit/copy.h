@@ -29,6 +29,8 @@ struct bk_copy_stats {
     size_t readback_failed;  /* ranges that still differ after the retries */
     bool head_written;       /* the image's first bytes reached (or, after a failure, may
                                 be on) the destination */
+    bool head_cleared;       /* zeros went to the mapped part of the first bytes before
+                                the copy, so that a failure leaves no old boot sector */
 };
 
 /* Range INDEX of the bmap matched its checksum (before its last bytes are written). */

@@ -77,11 +77,30 @@ static inline void bk_dest_options_init(struct bk_dest_options *o)
  * (BK_E_NOT_REMOVABLE); it is opened with O_EXCL and, unless no_tune, its dirty-page
  * share is lowered and its scheduler switched off until it is closed. A regular file
  * is created or truncated and set to IMAGE_SIZE, keeping unwritten areas as holes.
- * Nothing is written or truncated when a check fails. OPTS may be NULL for the
- * defaults. Returns NULL with ERR filled.
+ * Nothing is written or truncated when a check fails.
+ *
+ * PATH may also be the URI of an NBD export (nbd://HOST[:PORT]/EXPORT, nbds://... with
+ * TLS, nbd+unix:///EXPORT?socket=SOCKET, as libnbd reads them; a file whose name
+ * starts so is reached as ./NAME): the export must be writable and at least IMAGE_SIZE
+ * bytes; removable_only refuses it (BK_E_NOT_REMOVABLE). Writes go out several at a
+ * time without waiting for each reply, and a write the server fails is reported by a
+ * later write or the flush. A build without libnbd refuses it (BK_E_UNSUPPORTED).
+ * OPTS may be NULL for the defaults. Returns NULL with ERR filled.
  */
 BK_API struct bk_dest *bk_dest_open(const char *path, uint64_t image_size,
                                     const struct bk_dest_options *opts, struct bk_error *err);
+
+/*
+ * Open the NBD export served on the standard input and output of the program ARGV
+ * (NULL-terminated; argv[0] is looked up in PATH), for example ssh HOST nbdkit -s file
+ * /dev/sdX: the program is started, and stopped when DEST is closed. NAME names the
+ * destination in messages. Otherwise as bk_dest_open with an NBD URI; none of its
+ * checks of local files apply, the program's side must make its own.
+ */
+BK_API struct bk_dest *bk_dest_open_nbd_command(char *const *argv, const char *name,
+                                                uint64_t image_size,
+                                                const struct bk_dest_options *opts,
+                                                struct bk_error *err);
 
 /* Name of DEST for messages (the path it was opened with). */
 BK_API const char *bk_dest_name(const struct bk_dest *dest);

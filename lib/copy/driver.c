@@ -122,6 +122,7 @@ static int clear_head(struct pipeline *p, struct bk_error *err)
             break;
         if (end > limit)
             end = limit;
+        p->job->stats.head_cleared = true;
         rc = bk_dest_write(job->dest, zeros, (size_t)(end - start), start, err);
     }
     free(zeros);

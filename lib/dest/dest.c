@@ -111,12 +111,25 @@ static int check_path(const char *path, const struct bk_dest_options *o, struct 
     return 0;
 }
 
+/* An NBD URI rather than a path; a file of such a name is reached as ./nbd:... */
+static bool is_nbd_uri(const char *s)
+{
+    static const char *const schemes[] = {"nbd://",       "nbds://",      "nbd+unix://",
+                                          "nbds+unix://", "nbd+vsock://", "nbds+vsock://"};
+    for (size_t i = 0; i < sizeof schemes / sizeof *schemes; i++)
+        if (strncmp(s, schemes[i], strlen(schemes[i])) == 0)
+            return true;
+    return false;
+}
+
 struct bk_dest *bk_dest_open(const char *path, uint64_t image_size,
                              const struct bk_dest_options *opts, struct bk_error *err)
 {
     struct bk_dest_options o;
     if (bk_options_take(&o, sizeof o, opts, "destination options", err) < 0)
         return NULL;
+    if (is_nbd_uri(path))
+        return bk_dest_open_nbd_uri(path, image_size, &o, err);
     struct stat st;
     bool exists;
     if (check_path(path, &o, &st, &exists, err) < 0)

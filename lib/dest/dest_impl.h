@@ -74,4 +74,11 @@ struct bk_dest *bk_dest_open_blockdev(const char *path, dev_t rdev, uint64_t ima
                                       const struct bk_dest_options *o, struct bk_error *err);
 struct bk_dest *bk_dest_open_chardev(const char *path, struct bk_error *err);
 
+/*
+ * Connect to the NBD export of URI (nbd.c, or nbd_none.c without libnbd); O is already
+ * taken (bk_options_take).
+ */
+struct bk_dest *bk_dest_open_nbd_uri(const char *uri, uint64_t image_size,
+                                     const struct bk_dest_options *o, struct bk_error *err);
+
 #endif
