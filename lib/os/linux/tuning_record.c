@@ -213,7 +213,7 @@ int bk_tuning_record_parse(const char *text, size_t len, struct bk_tuning_record
         nl = strchr(p, '\n');
         *nl = '\0';
         line++;
-        char *w[8];
+        char *w[8] = {NULL};
         int n;
         const char *bad = NULL;
         if (ended)
