@@ -218,3 +218,13 @@ EOF
 export_equals slow
 pass "writes overlap behind a slow server"
 stop slow
+
+# --- the file plugin behind the rate filter (a slow link): the server's file holds
+# the image, holes where the bmap maps nothing.
+truncate -s 64M target.raw
+serve file --filter=rate file "$WORK/target.raw" rate=200M
+run_ok $BMAPKIT copy img.xz "$(uri file)"
+cmp -n "$(stat -c %s img)" img target.raw || fail "the file plugin's file does not hold the image"
+only_mapped file.log img.bmap
+pass "xz image to nbdkit's file plugin behind a rate filter"
+stop file
