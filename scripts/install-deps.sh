@@ -20,7 +20,8 @@ libgpgme-dev libnbd-dev"
 # - the tests' helpers (python3, cmp) and the benchmark's GNU time
 # - signed bmaps (copy-signature): gpg, gpg-agent and gpgconf make keys and signatures
 # - NBD destinations and their fallback over ssh: nbdkit (above), sshd and ssh on 127.0.0.1
-# - the packaging and integration tests: debhelper, lintian, labgrid, udev, bash-completion,
+# - the packaging and integration tests: debhelper, lintian, labgrid (and the rsync it
+#   copies images to an exporter with), udev, bash-completion,
 #   tmux for the terminal width of the progress line
 # - scripts/check-fresh.sh, which scripts/test.sh runs as root: debootstrap, git
 test_pkgs="libcmocka-dev g++ binutils
@@ -32,7 +33,7 @@ xz-utils zstd lz4 bzip2 gzip pigz pbzip2 lzop tar zip unzip
 python3 diffutils time
 gnupg
 openssh-server openssh-client
-debhelper dpkg-dev fakeroot lintian python3-labgrid udev bash-completion tmux
+debhelper dpkg-dev fakeroot lintian python3-labgrid rsync udev bash-completion tmux
 debootstrap git"
 
 case "${1:-all}" in
