@@ -18,7 +18,9 @@ libgpgme-dev libnbd-dev"
 #   nbdfuse (libnbd-bin) to show it as a file, FUSE's fusermount3 (fuse3)
 # - compressors and archivers of the decoder tests and the fuzz seed corpora
 # - the tests' helpers (python3, cmp) and the benchmark's GNU time
-# - signed bmaps (copy-signature): gpg, gpg-agent and gpgconf make keys and signatures
+# - signed bmaps (copy-signature): gpg, gpg-agent and gpgconf make keys and signatures;
+#   api-install-prefix formats bmapkit(3) with groff and links statically (libarchive's
+#   static libraries need -lacl)
 # - NBD destinations and their fallback over ssh: nbdkit (above), sshd and ssh on 127.0.0.1
 # - the packaging and integration tests: debhelper, lintian, labgrid (and the rsync it
 #   copies images to an exporter with), udev, bash-completion,
@@ -31,7 +33,7 @@ e2fsprogs dosfstools mtools fdisk util-linux mount bsdutils
 nbdkit libnbd-bin fuse3
 xz-utils zstd lz4 bzip2 gzip pigz pbzip2 lzop tar zip unzip
 python3 diffutils time
-gnupg
+gnupg groff-base libacl1-dev
 openssh-server openssh-client
 debhelper dpkg-dev fakeroot lintian python3-labgrid rsync udev bash-completion tmux
 debootstrap git"
