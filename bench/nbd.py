@@ -13,7 +13,7 @@ devices, FUSE) for the bmaptool and dd rows; bmapkit's row runs without.  Each
 result is checked: the export is read back (at full speed: the rate is lifted
 through the filter's rate file) and compared with the image.
 
-    python3 bench/nbd.py [--bmapkit PATH] [--rate 100M] [--delay-ms 10]
+    python3 bench/nbd.py [--bmapkit PATH] [--rate 100000000] [--delay-ms 10]
                          [--tools bmapkit,bmaptool,dd] [--output bench/RESULTS-nbd.md]
 
 The workload comes from bench.py:
@@ -33,7 +33,8 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parent
 TOP = BENCH.parent
 W0 = BENCH / "work" / "full" / "W0-bar"
-BITS = {"K": 1e3, "M": 1e6, "G": 1e9}
+# nbdkit reads K, M and G as powers of 1024: 100M is 104,857,600 bits per second.
+BITS = {"K": 2**10, "M": 2**20, "G": 2**30}
 
 
 def rate_bits(text):
@@ -143,7 +144,8 @@ def one_row(tool, args, scenario_delay, image, bmap, xz, size):
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--bmapkit", default=str(TOP / "build-bench" / "programs" / "bmapkit"))
-    p.add_argument("--rate", default="100M", help="link rate in bits per second")
+    p.add_argument("--rate", default="100000000",
+                   help="link rate in bits per second (nbdkit's syntax; default 100 Mbit/s)")
     p.add_argument("--delay-ms", type=int, default=10, help="delay per write, second scenario")
     p.add_argument("--tools", default="bmapkit,bmaptool,dd")
     p.add_argument("--output", default=str(BENCH / "RESULTS-nbd.md"))
