@@ -5,7 +5,7 @@ set -eu
 
 build_pkgs="gcc meson ninja-build pkg-config libexpat1-dev libssl-dev libisal-dev zlib1g-dev
 libbz2-dev liblzma-dev libzstd-dev liblz4-dev libxxhash-dev liblzo2-dev libarchive-dev
-libgpgme-dev libnbd-dev"
+libgpgme-dev libnbd-dev libcurl4-openssl-dev"
 # Everything the tests, the demo and the fuzz targets run, by what runs it. A minimal
 # Debian (debootstrap --variant=minbase) lacks most of it; scripts/check-fresh.sh
 # checks that nothing is missing.
@@ -20,8 +20,9 @@ libgpgme-dev libnbd-dev"
 # - the tests' helpers (python3, cmp) and the benchmark's GNU time
 # - signed bmaps (copy-signature): gpg, gpg-agent and gpgconf make keys and signatures;
 #   api-install-prefix formats bmapkit(3) with groff and links statically (libarchive's
-#   static libraries need -lacl)
+#   static libraries need -lacl, and libcurl's name nghttp2, rtmp, ssh2, psl, krb5, ldap)
 # - NBD destinations and their fallback over ssh: nbdkit (above), sshd and ssh on 127.0.0.1
+# - images from URLs (copy-http): an nginx on 127.0.0.1
 # - the packaging and integration tests: debhelper, lintian, labgrid (and the rsync it
 #   copies images to an exporter with), udev, bash-completion,
 #   tmux for the terminal width of the progress line
@@ -34,8 +35,9 @@ nbdkit libnbd-bin fuse3
 xz-utils zstd lz4 bzip2 gzip pigz pbzip2 lzop tar zip unzip
 python3 diffutils time
 gnupg groff-base libacl1-dev
-openssh-server openssh-client
+openssh-server openssh-client nginx-light
 debhelper dpkg-dev fakeroot lintian python3-labgrid rsync udev bash-completion tmux
+libnghttp2-dev librtmp-dev libssh2-1-dev libpsl-dev libkrb5-dev libldap2-dev
 debootstrap git"
 
 case "${1:-all}" in

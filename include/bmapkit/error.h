@@ -68,6 +68,13 @@ BK_API int bk_error_set(struct bk_error *err, enum bk_code code, int errnum, con
 BK_API int bk_error_prefix(struct bk_error *err, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/*
+ * Remove the password of every URL in TEXT, in place: "scheme://user:password@host/..."
+ * becomes "scheme://user@host/...". The library's own messages never hold one; this is
+ * for text a program builds itself from what its user gave.
+ */
+BK_API void bk_redact_passwords(char *text);
+
 #ifdef __cplusplus
 }
 #endif

@@ -4,6 +4,7 @@
  * element text is collected into a small fixed buffer and ranges are appended as they
  * are seen, so the size of the document only shows up in the range count.
  */
+#include "net/net.h"
 #include "bmap/bmap_impl.h"
 #include "bmap/bmap_input.h"
 #include "bmap/versions.h"
@@ -584,8 +585,31 @@ struct bk_bmap *bk_bmap_parse_fd(int fd, const char *name, struct bk_error *err)
     return parse_source(&src, name, err);
 }
 
+/* A bmap at an http, https or ftp URL: fetched whole (it is small), then parsed. */
+static struct bk_bmap *parse_url(const char *url, struct bk_error *err)
+{
+    char *data = NULL;
+    size_t len = 0;
+    if (bk_net_fetch_all(url, NULL, (size_t)1 << 30, &data, &len, err) < 0) {
+        bk_error_prefix(err, "cannot read bmap");
+        return NULL;
+    }
+    char *name = strdup(url);
+    if (name)
+        bk_redact_passwords(name);
+    struct bk_bmap *bmap = bk_bmap_parse_buffer(data, len, name ? name : "bmap", err);
+    free(name);
+    free(data);
+    return bmap;
+}
+
 struct bk_bmap *bk_bmap_parse_file(const char *path, struct bk_error *err)
 {
+    if (bk_net_is_url(path))
+        return parse_url(path, err);
+    char local[4096];
+    if (bk_net_file_path(path, local, sizeof local))
+        path = local;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         bk_error_set(err, BK_E_IO, errno, "cannot open bmap %s", path);

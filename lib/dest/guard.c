@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <sys/stat.h>
 
+#include "common/url.h"
 #include "common/util.h"
 #include "os/os.h"
 
@@ -121,6 +122,10 @@ static bool file_destroys(struct guard *g, const struct stat *dest, const struct
 
 static int input_stat(const struct bk_dest_input *in, struct stat *st)
 {
+    /* A file: URL is the local file it names. */
+    char local[4096];
+    if (in->path && bk_net_file_path(in->path, local, sizeof local))
+        return stat(local, st);
     return in->path ? stat(in->path, st) : fstat(in->fd, st);
 }
 

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Files and standard input as sources. */
 #include "source/source_impl.h"
+#include "net/net.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -67,6 +68,11 @@ static const struct bk_source_ops file_ops = {
 
 struct bk_source *bk_source_open_file(const char *path, struct bk_error *err)
 {
+    if (bk_net_is_url(path))
+        return bk_source_open_url(path, err);
+    char local[4096];
+    if (bk_net_file_path(path, local, sizeof local))
+        path = local;
     bool is_stdin = strcmp(path, "-") == 0;
     const char *name = is_stdin ? "standard input" : path;
     int fd = is_stdin ? STDIN_FILENO : open(path, O_RDONLY | O_CLOEXEC);

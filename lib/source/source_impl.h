@@ -46,6 +46,12 @@ struct bk_source {
     void *priv;
 };
 
+/*
+ * Open an http, https or ftp URL: seekable when the server honours ranges and says the
+ * size, else read once from the start. Named by the URL without its password.
+ */
+struct bk_source *bk_source_open_url(const char *url, struct bk_error *err);
+
 /* Tell SRC the areas it will be asked for (see the plan operation); 0 when it has none. */
 int bk_source_plan(struct bk_source *src, const struct bk_area *areas, size_t count,
                    struct bk_error *err);

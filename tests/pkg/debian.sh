@@ -194,7 +194,8 @@ owner() {
     echo "${o%%:*}"
 }
 checked=0
-for mod in $(sed -n 's/^Requires\.private://p' "$pc" | tr ',' ' '); do
+# Modules are separated by commas; a module may carry a version ("libcurl >= 7.84").
+for mod in $(sed -n 's/^Requires\.private://p' "$pc" | tr ',' '\n' | awk '{ print $1 }'); do
     dir=$(pkg-config --variable=pcfiledir "$mod") || fail "pkg-config does not know $mod"
     pkg=$(owner "$dir/$mod.pc")
     [ -n "$pkg" ] || pkg=$(owner "$(readlink -f "$dir/$mod.pc")")

@@ -58,6 +58,7 @@ DEP_RECIPES = {
     "libarchive": "libarchive",
     "gpgme": "gpgme",
     "libnbd": "libnbd",
+    "libcurl": "curl",
     "cmocka": "cmocka",
     "udev": "udev",
     "bash-completion": "bash-completion",

@@ -33,13 +33,15 @@ EXTRA_OEMESON = "-Dtests=disabled -Dfuzz=disabled -Dwerror=false \
                  -Dudevrulesdir=${nonarch_base_libdir}/udev/rules.d"
 
 # gpgme: check OpenPGP signatures of bmaps (runs gpg, hence gnupg-gpg).
+# curl: images and bmaps from http, https and ftp URLs.
 # nbd: write to NBD exports; needs a libnbd recipe, which no public layer has yet.
 # bmaptool-name: also install the command as "bmaptool".
 PACKAGECONFIG ??= "${BMAPKIT_DEFAULT_PACKAGECONFIG}"
-BMAPKIT_DEFAULT_PACKAGECONFIG = "gpgme"
+BMAPKIT_DEFAULT_PACKAGECONFIG = "gpgme curl"
 # The build host's copy only creates bmaps for image builds: no signature checks.
 BMAPKIT_DEFAULT_PACKAGECONFIG:class-native = ""
 PACKAGECONFIG[gpgme] = "-Dgpgme=enabled,-Dgpgme=disabled,gpgme,gnupg-gpg"
+PACKAGECONFIG[curl] = "-Dcurl=enabled,-Dcurl=disabled,curl"
 PACKAGECONFIG[nbd] = "-Dnbd=enabled,-Dnbd=disabled,libnbd"
 PACKAGECONFIG[bmaptool-name] = "-Dinstall_bmaptool_name=true,-Dinstall_bmaptool_name=false"
 

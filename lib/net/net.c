@@ -1,0 +1,585 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * http, https and ftp through libcurl's multi interface, pulled by the caller: the write
+ * callback fills a buffer and pauses the transfer when it is full, so memory stays
+ * bounded and the caller reads at its own pace. curl_global_init is process-wide and
+ * counted; since libcurl 7.84 it is thread-safe, so every handle takes one reference
+ * and gives it back when closed, and the library keeps nothing of its own.
+ */
+#include "net/net.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+enum { BUF_CAP = 1 << 20, FIELD = 256 };
+
+/* What the headers of the response being received said. */
+struct response {
+    char etag[FIELD];
+    char modified[FIELD];
+    bool has_range;
+    uint64_t range_start;
+    int64_t range_total;
+};
+
+struct bk_net {
+    CURLM *multi;
+    CURL *easy;
+    char *url;
+    char *name; /* URL without its password */
+    struct bk_net_options o;
+    bool http, ranges, probing, active, attached, paused, done, checked;
+    CURLcode result;
+    int64_t size;
+    char etag[FIELD], modified[FIELD]; /* of the first response */
+    struct response resp;
+    uint64_t start, end; /* the transfer's range */
+    uint64_t pos;        /* next byte handed out */
+    uint64_t discard;    /* bytes to drop (a restart without ranges) */
+    uint64_t received;
+    uint8_t *buf;
+    size_t head, tail, cap;
+    struct bk_error fail; /* a failure the callbacks found */
+    char errbuf[CURL_ERROR_SIZE];
+};
+
+void bk_net_options_default(struct bk_net_options *o)
+{
+    *o = (struct bk_net_options){
+        .connect_timeout_ms = 30000, .stall_seconds = 60, .retries = 4, .backoff_ms = 250};
+}
+
+bool bk_net_available(void)
+{
+    return true;
+}
+
+static size_t on_header(char *data, size_t size, size_t count, void *ctx)
+{
+    struct bk_net *n = ctx;
+    size_t len = size * count;
+    char line[FIELD + 32];
+    size_t l = len < sizeof line - 1 ? len : sizeof line - 1;
+    memcpy(line, data, l);
+    while (l > 0 && (line[l - 1] == '\n' || line[l - 1] == '\r'))
+        l--;
+    line[l] = '\0';
+    if (strncmp(line, "HTTP/", 5) == 0) {
+        n->resp = (struct response){.range_total = -1};
+        return len;
+    }
+    char *colon = strchr(line, ':');
+    if (!colon)
+        return len;
+    *colon = '\0';
+    char *v = colon + 1;
+    while (*v == ' ' || *v == '\t')
+        v++;
+    if (strcasecmp(line, "ETag") == 0) {
+        snprintf(n->resp.etag, sizeof n->resp.etag, "%s", v);
+    } else if (strcasecmp(line, "Last-Modified") == 0) {
+        snprintf(n->resp.modified, sizeof n->resp.modified, "%s", v);
+    } else if (strcasecmp(line, "Content-Range") == 0) {
+        unsigned long long a, b, total;
+        if (sscanf(v, "bytes %llu-%llu/%llu", &a, &b, &total) == 3) {
+            n->resp.has_range = true;
+            n->resp.range_start = a;
+            n->resp.range_total = (int64_t)total;
+        } else if (sscanf(v, "bytes %llu-%llu/*", &a, &b) == 2) {
+            n->resp.has_range = true;
+            n->resp.range_start = a;
+        }
+    }
+    return len;
+}
+
+/* A validator of this response that differs from the first response's. */
+static bool changed(const char *first, const char *now)
+{
+    return first[0] && now[0] && strcmp(first, now) != 0;
+}
+
+/* The response's status and headers, checked when its first byte arrives. */
+static int check_response(struct bk_net *n)
+{
+    if (!n->http)
+        return 0;
+    long code = 0;
+    curl_easy_getinfo(n->easy, CURLINFO_RESPONSE_CODE, &code);
+    bool partial = code == 206 && n->resp.has_range;
+    if (n->probing) {
+        n->probing = false;
+        n->ranges = partial && n->resp.range_start == 0;
+        snprintf(n->etag, sizeof n->etag, "%s", n->resp.etag);
+        snprintf(n->modified, sizeof n->modified, "%s", n->resp.modified);
+        if (n->ranges) {
+            n->size = n->resp.range_total;
+            if (n->size >= 0 && n->end > (uint64_t)n->size)
+                n->end = (uint64_t)n->size;
+        } else {
+            curl_off_t len = -1;
+            curl_easy_getinfo(n->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &len);
+            n->size = len;
+            n->end = UINT64_MAX;
+        }
+        return 0;
+    }
+    if (changed(n->etag, n->resp.etag))
+        return bk_error_set(&n->fail, BK_E_IO, 0,
+                            "%s: the file changed on the server (ETag %s, now %s), %" PRIu64
+                            " bytes received",
+                            n->name, n->etag, n->resp.etag, n->received);
+    if (changed(n->modified, n->resp.modified))
+        return bk_error_set(
+            &n->fail, BK_E_IO, 0,
+            "%s: the file changed on the server (Last-Modified %s, now %s), %" PRIu64
+            " bytes received",
+            n->name, n->modified, n->resp.modified, n->received);
+    uint64_t want = n->pos + n->discard;
+    if (n->ranges && (!partial || n->resp.range_start != want))
+        return bk_error_set(
+            &n->fail, BK_E_IO, 0,
+            "%s: the server answered HTTP status %ld to a request from byte %" PRIu64
+            " without that range, %" PRIu64 " bytes received",
+            n->name, code, want, n->received);
+    return 0;
+}
+
+static size_t on_data(char *data, size_t size, size_t count, void *ctx)
+{
+    struct bk_net *n = ctx;
+    size_t len = size * count;
+    if (!n->checked) {
+        if (check_response(n) < 0)
+            return 0;
+        n->checked = true;
+    }
+    size_t drop = n->discard < len ? (size_t)n->discard : len;
+    n->discard -= drop;
+    n->received += drop;
+    data += drop;
+    len -= drop;
+    if (len == 0)
+        return size * count;
+    if (n->head == n->tail)
+        n->head = n->tail = 0;
+    if (n->cap - n->tail < len && n->head > 0) {
+        memmove(n->buf, n->buf + n->head, n->tail - n->head);
+        n->tail -= n->head;
+        n->head = 0;
+    }
+    if (n->cap - n->tail < len) {
+        if (n->tail > 0) {
+            n->paused = true;
+            return CURL_WRITEFUNC_PAUSE;
+        }
+        uint8_t *bigger = realloc(n->buf, len);
+        if (!bigger) {
+            bk_error_set(&n->fail, BK_E_NOMEM, 0, "out of memory");
+            return 0;
+        }
+        n->buf = bigger;
+        n->cap = len;
+    }
+    memcpy(n->buf + n->tail, data, len);
+    n->tail += len;
+    n->received += len;
+    return size * count;
+}
+
+static void detach(struct bk_net *n)
+{
+    if (n->attached)
+        curl_multi_remove_handle(n->multi, n->easy);
+    n->attached = n->active = n->paused = n->done = false;
+    n->head = n->tail = 0;
+}
+
+/* Send the request for [pos + discard, end) (without ranges: from 0, discarding). */
+static int launch(struct bk_net *n, struct bk_error *err)
+{
+    detach(n);
+    n->checked = false;
+    n->done = false;
+    n->result = CURLE_OK;
+    n->errbuf[0] = '\0';
+    bk_error_clear(&n->fail);
+    char range[64];
+    uint64_t from = n->pos + n->discard;
+    if (n->end != UINT64_MAX)
+        snprintf(range, sizeof range, "%" PRIu64 "-%" PRIu64, from, n->end - 1);
+    else
+        snprintf(range, sizeof range, "%" PRIu64 "-", from);
+    curl_easy_setopt(n->easy, CURLOPT_RANGE, n->ranges || n->probing ? range : NULL);
+    if (curl_multi_add_handle(n->multi, n->easy) != CURLM_OK)
+        return bk_error_set(err, BK_E_NOMEM, 0, "%s: cannot start a transfer", n->name);
+    n->attached = n->active = true;
+    return 0;
+}
+
+/* Whether a transfer that ended with RC may be tried again from the byte reached. */
+static bool transient(struct bk_net *n, CURLcode rc)
+{
+    long code = 0;
+    switch (rc) {
+    case CURLE_HTTP_RETURNED_ERROR:
+        curl_easy_getinfo(n->easy, CURLINFO_RESPONSE_CODE, &code);
+        return code >= 500;
+    case CURLE_PARTIAL_FILE:
+    case CURLE_RECV_ERROR:
+    case CURLE_SEND_ERROR:
+    case CURLE_GOT_NOTHING:
+    case CURLE_OPERATION_TIMEDOUT:
+    case CURLE_HTTP2:
+    case CURLE_HTTP2_STREAM:
+    case CURLE_SSL_CONNECT_ERROR:
+        return true;
+    case CURLE_COULDNT_CONNECT:
+        /* Refused on the first request: nobody listens. Later: the server restarts. */
+        return n->received > 0;
+    default:
+        return false;
+    }
+}
+
+static int transfer_error(struct bk_net *n, CURLcode rc, unsigned tries, struct bk_error *err)
+{
+    if (n->fail.code != BK_OK) {
+        if (err)
+            *err = n->fail;
+        return -1;
+    }
+    long code = 0;
+    curl_easy_getinfo(n->easy, CURLINFO_RESPONSE_CODE, &code);
+    char again[64] = "";
+    if (tries > 0)
+        snprintf(again, sizeof again, " (tried %u times)", tries + 1);
+    int rc_out;
+    if (rc == CURLE_HTTP_RETURNED_ERROR || (n->http && code >= 400))
+        rc_out = bk_error_set(err, BK_E_IO, 0, "%s: HTTP status %ld%s, %" PRIu64 " bytes received",
+                              n->name, code, again, n->received);
+    else
+        rc_out =
+            bk_error_set(err, BK_E_IO, 0, "%s: %s%s, %" PRIu64 " bytes received", n->name,
+                         n->errbuf[0] ? n->errbuf : curl_easy_strerror(rc), again, n->received);
+    if (err && (rc == CURLE_REMOTE_FILE_NOT_FOUND || code == 404 || code == 410))
+        err->sys_errno = ENOENT;
+    return rc_out;
+}
+
+static void nap(long ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
+    }
+}
+
+/* Move the transfer on until it has bytes for the caller or ended; retries inside. */
+static int pump(struct bk_net *n, struct bk_error *err)
+{
+    unsigned tries = 0;
+    long wait = n->o.backoff_ms;
+    while (n->head == n->tail && n->active) {
+        if (!n->done) {
+            if (n->paused) {
+                n->paused = false;
+                curl_easy_pause(n->easy, CURLPAUSE_CONT);
+                continue;
+            }
+            int running = 0;
+            if (curl_multi_perform(n->multi, &running) != CURLM_OK)
+                return bk_error_set(err, BK_E_IO, 0, "%s: transfer failed", n->name);
+            CURLMsg *m;
+            int left;
+            while ((m = curl_multi_info_read(n->multi, &left)) != NULL)
+                if (m->msg == CURLMSG_DONE) {
+                    n->done = true;
+                    n->result = m->data.result;
+                }
+            if (!n->done && n->head == n->tail && !n->paused)
+                curl_multi_poll(n->multi, NULL, 0, 1000, NULL);
+            continue;
+        }
+        /* Ended with nothing left to hand out. */
+        CURLcode rc = n->result;
+        bool short_end = rc == CURLE_OK && n->end != UINT64_MAX && n->pos < n->end;
+        if (rc == CURLE_OK && !short_end) {
+            n->active = false;
+            return 0;
+        }
+        if (short_end)
+            rc = CURLE_PARTIAL_FILE;
+        bool again =
+            n->fail.code == BK_OK && transient(n, rc) && tries < n->o.retries && !n->probing;
+        if (!again)
+            return transfer_error(n, rc, tries, err);
+        tries++;
+        nap(wait);
+        wait *= 2;
+        if (!n->ranges)
+            n->discard = n->pos; /* from the start again, dropping what was handed out */
+        if (launch(n, err) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+int bk_net_pull(struct bk_net *n, void *buf, size_t len, size_t *got, struct bk_error *err)
+{
+    *got = 0;
+    if (!n->active || len == 0)
+        return 0;
+    if (pump(n, err) < 0) {
+        detach(n);
+        return -1;
+    }
+    size_t have = n->tail - n->head;
+    size_t k = have < len ? have : len;
+    memcpy(buf, n->buf + n->head, k);
+    n->head += k;
+    n->pos += k;
+    *got = k;
+    return 0;
+}
+
+int bk_net_start(struct bk_net *n, uint64_t start, uint64_t end, struct bk_error *err)
+{
+    if (!n->ranges && start != 0)
+        return bk_error_set(err, BK_E_INVALID, 0,
+                            "%s: the server does not honour ranges, cannot read from byte %" PRIu64,
+                            n->name, start);
+    if (n->size >= 0 && end > (uint64_t)n->size)
+        end = (uint64_t)n->size;
+    n->pos = start;
+    n->end = end;
+    n->discard = 0;
+    if (end <= start) {
+        detach(n);
+        return 0;
+    }
+    return launch(n, err);
+}
+
+static void redacted(const char *url, char **out)
+{
+    *out = strdup(url);
+    if (*out)
+        bk_redact_passwords(*out);
+}
+
+static void setup(struct bk_net *n)
+{
+    CURL *e = n->easy;
+    curl_easy_setopt(e, CURLOPT_URL, n->url);
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https,ftp,ftps");
+    curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https,ftp,ftps");
+    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 1L);
+    curl_easy_setopt(e, CURLOPT_MAXREDIRS, 10L);
+    curl_easy_setopt(e, CURLOPT_FAILONERROR, 1L);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_NETRC, (long)CURL_NETRC_OPTIONAL);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, n->o.connect_timeout_ms);
+    curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L);
+    curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, n->o.stall_seconds);
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, n->errbuf);
+    curl_easy_setopt(e, CURLOPT_USERAGENT, "bmapkit");
+    /* Bytes as stored: a server's compression would break ranges and sizes. */
+    curl_easy_setopt(e, CURLOPT_HTTP_CONTENT_DECODING, 0L);
+    if (n->o.ca_file)
+        curl_easy_setopt(e, CURLOPT_CAINFO, n->o.ca_file);
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, n);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_data);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, n);
+}
+
+static struct bk_net *net_new(const char *url, const struct bk_net_options *o, struct bk_error *err)
+{
+    struct bk_net *n = calloc(1, sizeof *n);
+    if (!n || curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        free(n);
+        bk_error_set(err, BK_E_NOMEM, 0, "cannot set up libcurl");
+        return NULL;
+    }
+    if (o)
+        n->o = *o;
+    else
+        bk_net_options_default(&n->o);
+    n->url = strdup(url);
+    redacted(url, &n->name);
+    n->cap = BUF_CAP;
+    n->buf = malloc(n->cap);
+    n->easy = curl_easy_init();
+    n->multi = curl_multi_init();
+    n->size = -1;
+    n->http = strncasecmp(url, "http", 4) == 0;
+    if (!n->url || !n->name || !n->buf || !n->easy || !n->multi) {
+        bk_net_close(n);
+        bk_error_set(err, BK_E_NOMEM, 0, "out of memory");
+        return NULL;
+    }
+    setup(n);
+    return n;
+}
+
+/* FTP: the size and time from SIZE and MDTM; REST gives every range. */
+static int probe_ftp(struct bk_net *n, struct bk_error *err)
+{
+    curl_easy_setopt(n->easy, CURLOPT_NOBODY, 1L);
+    curl_easy_setopt(n->easy, CURLOPT_FILETIME, 1L);
+    CURLcode rc = curl_easy_perform(n->easy);
+    curl_easy_setopt(n->easy, CURLOPT_NOBODY, 0L);
+    if (rc != CURLE_OK)
+        return transfer_error(n, rc, 0, err);
+    curl_off_t len = -1, t = -1;
+    curl_easy_getinfo(n->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &len);
+    curl_easy_getinfo(n->easy, CURLINFO_FILETIME_T, &t);
+    n->size = len;
+    n->ranges = len >= 0;
+    return 0;
+}
+
+struct bk_net *bk_net_open(const char *url, const struct bk_net_options *o, uint64_t probe,
+                           struct bk_error *err)
+{
+    struct bk_net *n = net_new(url, o, err);
+    if (!n)
+        return NULL;
+    int rc;
+    if (n->http) {
+        n->probing = true;
+        n->end = probe;
+        rc = launch(n, err);
+        /* Until the first byte or the end: the status and headers are known then. */
+        while (rc == 0 && n->probing && n->active)
+            rc = pump(n, err);
+        if (rc == 0 && n->probing) {
+            /* An empty file: no byte to check the response on. */
+            n->probing = false;
+            curl_off_t len = -1;
+            curl_easy_getinfo(n->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &len);
+            n->size = len;
+        }
+    } else {
+        rc = probe_ftp(n, err);
+        if (rc == 0)
+            rc = bk_net_start(n, 0, probe, err);
+    }
+    if (rc < 0) {
+        bk_net_close(n);
+        return NULL;
+    }
+    return n;
+}
+
+const char *bk_net_name(const struct bk_net *n)
+{
+    return n->name;
+}
+
+int64_t bk_net_size(const struct bk_net *n)
+{
+    return n->size;
+}
+
+bool bk_net_ranges(const struct bk_net *n)
+{
+    return n->ranges;
+}
+
+uint64_t bk_net_received(const struct bk_net *n)
+{
+    return n->received;
+}
+
+uint64_t bk_net_pos(const struct bk_net *n)
+{
+    return n->pos;
+}
+
+bool bk_net_active(const struct bk_net *n)
+{
+    return n->active;
+}
+
+void bk_net_close(struct bk_net *n)
+{
+    if (!n)
+        return;
+    if (n->easy && n->multi)
+        detach(n);
+    if (n->multi)
+        curl_multi_cleanup(n->multi);
+    if (n->easy)
+        curl_easy_cleanup(n->easy);
+    free(n->buf);
+    free(n->url);
+    free(n->name);
+    free(n);
+    curl_global_cleanup();
+}
+
+int bk_net_exists(const char *url, const struct bk_net_options *o, struct bk_error *err)
+{
+    struct bk_net *n = net_new(url, o, err);
+    if (!n)
+        return -1;
+    curl_easy_setopt(n->easy, CURLOPT_NOBODY, 1L);
+    CURLcode rc = curl_easy_perform(n->easy);
+    int out = 1;
+    if (rc != CURLE_OK) {
+        struct bk_error e;
+        bk_error_clear(&e);
+        transfer_error(n, rc, 0, &e);
+        out = e.sys_errno == ENOENT ? 0 : -1;
+        if (out < 0 && err)
+            *err = e;
+    }
+    bk_net_close(n);
+    return out;
+}
+
+int bk_net_fetch_all(const char *url, const struct bk_net_options *o, size_t max, char **data,
+                     size_t *len, struct bk_error *err)
+{
+    struct bk_net *n = bk_net_open(url, o, 1 << 16, err);
+    if (!n)
+        return -1;
+    size_t cap = 1 << 16, used = 0;
+    char *buf = malloc(cap);
+    int rc = buf ? 0 : bk_error_set(err, BK_E_NOMEM, 0, "out of memory");
+    while (rc == 0) {
+        if (!n->active && n->ranges && (n->size < 0 || n->pos < (uint64_t)n->size)) {
+            if ((rc = bk_net_start(n, n->pos, UINT64_MAX, err)) < 0 || !n->active)
+                break;
+        }
+        if (used == cap) {
+            char *bigger = cap < max ? realloc(buf, cap * 2) : NULL;
+            if (!bigger) {
+                rc = bk_error_set(err, BK_E_FORMAT, 0, "%s: larger than %zu bytes", n->name, max);
+                break;
+            }
+            buf = bigger;
+            cap *= 2;
+        }
+        size_t got = 0;
+        if ((rc = bk_net_pull(n, buf + used, cap - used, &got, err)) < 0)
+            break;
+        used += got;
+        if (got == 0 && (!n->ranges || (n->size >= 0 && n->pos >= (uint64_t)n->size)))
+            break;
+    }
+    bk_net_close(n);
+    if (rc < 0) {
+        free(buf);
+        return -1;
+    }
+    *data = buf;
+    *len = used;
+    return 0;
+}

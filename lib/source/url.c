@@ -1,0 +1,190 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * http, https and ftp URLs as sources. When the server honours ranges the source is
+ * seekable: a read at an offset asks for exactly the bytes wanted, and small reads share
+ * a window of WINDOW bytes (never past the planned area they fall in), so decoders that
+ * read headers a few bytes at a time cost one request. Sequential reads ask for growing
+ * pieces. A server that ignores ranges gives a stream, read once from its start.
+ */
+#include "source/source_impl.h"
+#include "common/util.h"
+#include "net/net.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum {
+    WINDOW = 64 << 10,     /* small reads share this much */
+    SEQ_FIRST = 256 << 10, /* the first sequential request */
+    SEQ_MAX = 8 << 20,     /* the largest one */
+};
+
+struct url_source {
+    struct bk_source pub;
+    struct bk_net *net;
+    pthread_mutex_t lock; /* the decoders' workers read at once; one transfer serves them */
+    uint64_t rpos;        /* sequential position */
+    uint64_t seq;         /* size of the next sequential request */
+    uint8_t *win;
+    uint64_t wstart;
+    size_t wlen;
+    struct bk_area *areas;
+    size_t n_areas;
+};
+
+/* Copy from the window what it holds at OFF; 0 when nothing. */
+static size_t from_window(struct url_source *u, void *buf, size_t len, uint64_t off)
+{
+    if (off < u->wstart || off >= u->wstart + u->wlen)
+        return 0;
+    size_t k = (size_t)bk_min_u64(len, u->wstart + u->wlen - off);
+    memcpy(buf, u->win + (off - u->wstart), k);
+    return k;
+}
+
+/* Where a window that starts at OFF ends: the end of the planned area OFF lies in. */
+static uint64_t window_end(const struct url_source *u, uint64_t off, size_t len)
+{
+    uint64_t end = off + WINDOW;
+    for (size_t i = 0; i < u->n_areas; i++)
+        if (off >= u->areas[i].start && off < u->areas[i].end) {
+            end = bk_min_u64(end, u->areas[i].end);
+            break;
+        }
+    return bk_max_u64(end, off + len);
+}
+
+static int fill_window(struct url_source *u, uint64_t off, size_t len, struct bk_error *err)
+{
+    uint64_t end = window_end(u, off, len);
+    u->wlen = 0;
+    u->wstart = off;
+    if (bk_net_start(u->net, off, end, err) < 0)
+        return -1;
+    while (u->wlen < WINDOW) {
+        size_t got;
+        if (bk_net_pull(u->net, u->win + u->wlen, WINDOW - u->wlen, &got, err) < 0)
+            return -1;
+        if (got == 0)
+            break;
+        u->wlen += got;
+    }
+    return 0;
+}
+
+static int url_pread_locked(struct url_source *u, void *buf, size_t len, uint64_t off, size_t *got,
+                            struct bk_error *err)
+{
+    *got = from_window(u, buf, len, off);
+    if (*got > 0)
+        return 0;
+    if (u->pub.size >= 0 && off >= (uint64_t)u->pub.size)
+        return 0;
+    /* The running request goes on where this read starts, unless it just ended. */
+    if (bk_net_active(u->net) && bk_net_pos(u->net) == off &&
+        (bk_net_pull(u->net, buf, len, got, err) < 0 || *got > 0))
+        return *got > 0 ? 0 : -1;
+    if (len >= WINDOW) {
+        if (bk_net_start(u->net, off, off + len, err) < 0)
+            return -1;
+        return bk_net_pull(u->net, buf, len, got, err);
+    }
+    if (fill_window(u, off, len, err) < 0)
+        return -1;
+    *got = from_window(u, buf, len, off);
+    return 0;
+}
+
+static int url_pread(struct bk_source *src, void *buf, size_t len, uint64_t offset, size_t *got,
+                     struct bk_error *err)
+{
+    struct url_source *u = src->priv;
+    pthread_mutex_lock(&u->lock);
+    int rc = url_pread_locked(u, buf, len, offset, got, err);
+    pthread_mutex_unlock(&u->lock);
+    return rc;
+}
+
+static int url_read(struct bk_source *src, void *buf, size_t len, size_t *got, struct bk_error *err)
+{
+    struct url_source *u = src->priv;
+    pthread_mutex_lock(&u->lock);
+    int rc = 0;
+    *got = from_window(u, buf, len, u->rpos);
+    if (*got == 0 && bk_net_active(u->net) && bk_net_pos(u->net) == u->rpos)
+        rc = bk_net_pull(u->net, buf, len, got, err);
+    /* A request ended: ask for the next piece, larger each time. */
+    if (rc == 0 && *got == 0 && bk_net_ranges(u->net) &&
+        (u->pub.size < 0 || u->rpos < (uint64_t)u->pub.size)) {
+        rc = bk_net_start(u->net, u->rpos, u->rpos + u->seq, err);
+        u->seq = bk_min_u64(u->seq * 2, SEQ_MAX);
+        if (rc == 0)
+            rc = bk_net_pull(u->net, buf, len, got, err);
+    }
+    if (rc == 0)
+        u->rpos += *got;
+    pthread_mutex_unlock(&u->lock);
+    return rc;
+}
+
+static int url_plan(struct bk_source *src, const struct bk_area *areas, size_t count,
+                    struct bk_error *err)
+{
+    struct url_source *u = src->priv;
+    struct bk_area *copy = count ? malloc(count * sizeof *copy) : NULL;
+    if (count && !copy)
+        return bk_error_set(err, BK_E_NOMEM, 0, "out of memory");
+    if (count)
+        memcpy(copy, areas, count * sizeof *copy);
+    pthread_mutex_lock(&u->lock);
+    free(u->areas);
+    u->areas = copy;
+    u->n_areas = count;
+    pthread_mutex_unlock(&u->lock);
+    return 0;
+}
+
+static void url_close(struct bk_source *src)
+{
+    struct url_source *u = src->priv;
+    bk_net_close(u->net);
+    pthread_mutex_destroy(&u->lock);
+    free(u->areas);
+    free(u->win);
+    free(u);
+}
+
+static const struct bk_source_ops url_ops = {
+    .read = url_read,
+    .pread = url_pread,
+    .plan = url_plan,
+    .close = url_close,
+};
+
+struct bk_source *bk_source_open_url(const char *url, struct bk_error *err)
+{
+    struct url_source *u = calloc(1, sizeof *u);
+    if (u)
+        u->win = malloc(WINDOW);
+    if (!u || !u->win) {
+        if (u)
+            free(u);
+        bk_error_set(err, BK_E_NOMEM, 0, "out of memory");
+        return NULL;
+    }
+    u->net = bk_net_open(url, NULL, WINDOW, err);
+    if (!u->net) {
+        free(u->win);
+        free(u);
+        return NULL;
+    }
+    pthread_mutex_init(&u->lock, NULL);
+    u->seq = SEQ_FIRST;
+    u->pub.ops = &url_ops;
+    u->pub.priv = u;
+    u->pub.name = bk_net_name(u->net);
+    u->pub.size = bk_net_size(u->net);
+    u->pub.seekable = bk_net_ranges(u->net) && u->pub.size >= 0;
+    return &u->pub;
+}
