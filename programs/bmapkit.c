@@ -5,6 +5,7 @@
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "bmapkit/bmapkit.h"
 #include "disk_select.h"
@@ -26,7 +27,8 @@ static void print_help(void)
     printf("Usage: bmapkit [--version] [-q] [-d] [-h] COMMAND [ARGS]\n"
            "\n"
            "Create block maps (bmap files) of disk images and flash images with them.\n"
-           "Compatible with bmaptool's command line and bmap format.\n"
+           "Compatible with the command line of bmaptool " CLI_REFERENCE_VERSION
+           " and its bmap format.\n"
            "\n"
            "Commands:\n");
     for (size_t i = 0; i < COMMAND_COUNT; i++)
@@ -42,14 +44,23 @@ static void print_help(void)
 }
 
 /*
- * An error that a signal caused (a blocking open or read cut short, EINTR) ends as an
- * interruption, status 4; data that did not verify keeps its own status.
+ * Under the reference's name, the version is the reference release whose command line
+ * is accepted, in that release's form "bmaptool X.Y.Z": scripts read it from the second
+ * or the last word to decide which options they may use. Only a person at a terminal
+ * also gets a second line naming the program.
  */
-static int interrupted_status(int status)
+static void print_version(const char *argv0)
 {
-    if (status == EXIT_ERROR && atomic_load(&cli_interrupted))
-        return EXIT_INTERRUPTED;
-    return status;
+    const char *slash = argv0 ? strrchr(argv0, '/') : NULL;
+    const char *name = slash ? slash + 1 : argv0;
+    if (!name || strcmp(name, "bmaptool") != 0) {
+        printf("bmapkit %s\n", bk_version());
+        return;
+    }
+    printf("bmaptool %s\n", CLI_REFERENCE_VERSION);
+    if (isatty(STDOUT_FILENO))
+        printf("(bmapkit %s, accepting the command line of bmaptool %s)\n", bk_version(),
+               CLI_REFERENCE_VERSION);
 }
 
 int main(int argc, char **argv)
@@ -69,7 +80,7 @@ int main(int argc, char **argv)
     while ((c = getopt_long(argc, argv, "+qdh", longopts, NULL)) != -1) {
         switch (c) {
         case 'V':
-            printf("bmapkit %s\n", bk_version());
+            print_version(argv[0]);
             return EXIT_OK;
         case 'q':
             cli.quiet = true;
@@ -97,7 +108,7 @@ int main(int argc, char **argv)
                optind = 0 makes glibc's getopt start afresh. */
             int first = optind;
             optind = 0;
-            return interrupted_status(commands[i].run(argc - first, argv + first));
+            return cli_final_status(commands[i].run(argc - first, argv + first));
         }
     }
     return cli_usage_error(NULL, "unknown command '%s'", name);

@@ -3,18 +3,25 @@
 
 #include <getopt.h>
 #include <errno.h>
+#include <grp.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "bmapkit/disk.h"
 
 struct cli_globals cli;
 atomic_int cli_interrupted;
+
+static cli_error_fn error_sink;
+static void *error_sink_ctx;
+/* The class of the library error whose message the next error line holds. */
+static const char *pending_code;
 
 static void on_signal(int sig)
 {
@@ -62,21 +69,60 @@ const char *cli_hint(const struct bk_error *err)
     }
 }
 
-static void vmessage(const char *level, const char *fmt, va_list ap)
+const char *cli_dest_hint(const struct bk_error *err, const char *dest)
+{
+    static char hint[512];
+    struct stat st;
+    /* The library says the open was refused; who may open a disk is the system's setup. */
+    if ((err->sys_errno != EACCES && err->sys_errno != EPERM) || stat(dest, &st) < 0 ||
+        !S_ISBLK(st.st_mode))
+        return cli_hint(err);
+    struct group *gr = getgrgid(st.st_gid);
+    char group[300] = "";
+    if (gr && st.st_gid != 0)
+        snprintf(group, sizeof group, " '%s'", gr->gr_name);
+    snprintf(hint, sizeof hint,
+             " (writing to a disk takes root, e.g. sudo, or membership in the group%s that owns "
+             "it; the udev rule 70-bmapkit-ums.rules, once installed, gives the user logged in "
+             "at the seat access to a board's U-Boot UMS disk when it is connected)",
+             group);
+    return hint;
+}
+
+void cli_set_error_sink(cli_error_fn fn, void *ctx)
+{
+    error_sink = fn;
+    error_sink_ctx = ctx;
+}
+
+/* Print one message; an error also goes to the sink with CODE, or the pending class. */
+static void vmessage(const char *level, const char *code, const char *fmt, va_list ap)
 {
     char line[2048];
     vsnprintf(line, sizeof line, fmt, ap);
+    bk_redact_passwords(line); /* an image or bmap URL the user gave with its password */
     if (level)
         fprintf(stderr, "bmapkit: %s: %s\n", level, line);
     else
         fprintf(stderr, "bmapkit: %s\n", line);
+    if (level && strcmp(level, "error") == 0 && error_sink)
+        error_sink(error_sink_ctx, code ? code : pending_code, line);
+    pending_code = NULL;
 }
 
 void cli_error(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    vmessage("error", fmt, ap);
+    vmessage("error", NULL, fmt, ap);
+    va_end(ap);
+}
+
+void cli_error_code(enum bk_code code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vmessage("error", bk_code_name(code), fmt, ap);
     va_end(ap);
 }
 
@@ -84,7 +130,7 @@ void cli_warning(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    vmessage("warning", fmt, ap);
+    vmessage("warning", NULL, fmt, ap);
     va_end(ap);
 }
 
@@ -105,7 +151,7 @@ void cli_info(const char *fmt, ...)
         return;
     va_list ap;
     va_start(ap, fmt);
-    vmessage(NULL, fmt, ap);
+    vmessage(NULL, NULL, fmt, ap);
     va_end(ap);
 }
 
@@ -115,14 +161,22 @@ void cli_debug(const char *fmt, ...)
         return;
     va_list ap;
     va_start(ap, fmt);
-    vmessage("debug", fmt, ap);
+    vmessage("debug", NULL, fmt, ap);
     va_end(ap);
 }
 
 const char *cli_message(const struct bk_error *err)
 {
+    pending_code = bk_code_name(err->code);
     /* Every failing library call says what failed; an empty message is a library bug. */
     return err->msg[0] ? err->msg : "internal error: a library call failed without a message";
+}
+
+int cli_final_status(int status)
+{
+    if (status == EXIT_ERROR && atomic_load(&cli_interrupted))
+        return EXIT_INTERRUPTED;
+    return status;
 }
 
 int cli_fail(const struct bk_error *err)
@@ -147,7 +201,7 @@ int cli_usage_error(const char *cmd, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    vmessage("error", fmt, ap);
+    vmessage("error", "usage", fmt, ap);
     va_end(ap);
     if (cmd)
         fprintf(stderr, "Try 'bmapkit %s --help' for more information.\n", cmd);

@@ -43,7 +43,35 @@ bool cli_cancel_requested(void *ctx);
  */
 const char *cli_hint(const struct bk_error *err);
 
+/*
+ * Like cli_hint, for ERR from opening the destination DEST: also says how to get write
+ * access to a disk when ERR is a refused permission.
+ */
+const char *cli_dest_hint(const struct bk_error *err, const char *dest);
+
+/*
+ * The release of the reference bmaptool whose command line the command accepts: copy's
+ * --removable-device, --keyring and --fingerprint came with it. Under the name bmaptool,
+ * --version prints "bmaptool" and this, as that release does.
+ */
+#define CLI_REFERENCE_VERSION "3.9.0"
+
+/*
+ * An error line, with the class of the failure for the error sink: the bk_code_name of
+ * the library error whose cli_message the line holds, else NULL (a check of the
+ * command itself); usage errors are "usage".
+ */
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* An error line of class CODE. */
+void cli_error_code(enum bk_code code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Receives each error line (without "bmapkit: error: ") and its class, or NULL. */
+typedef void (*cli_error_fn)(void *ctx, const char *code, const char *line);
+
+/* Hand every error line from now on to FN (NULL: to nobody). */
+void cli_set_error_sink(cli_error_fn fn, void *ctx);
+
 void cli_warning(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /*
@@ -59,8 +87,17 @@ void cli_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* The exit status that matches ERR's code. */
 int cli_exit_status(const struct bk_error *err);
 
-/* ERR's message, or a line saying that it has none (a library bug, never hidden). */
+/*
+ * ERR's message, or a line saying that it has none (a library bug, never hidden). The
+ * error line printed next, if printed right away, takes ERR's class.
+ */
 const char *cli_message(const struct bk_error *err);
+
+/*
+ * The exit status of the command for STATUS: an error that a signal caused (a blocking
+ * open or read cut short, EINTR) is an interruption, status 4.
+ */
+int cli_final_status(int status);
 
 /* Print ERR as an error and return the exit status that matches its code. */
 int cli_fail(const struct bk_error *err);

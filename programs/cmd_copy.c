@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "copy_plan.h"
+#include "remote.h"
 
 static void copy_help(void)
 {
@@ -20,6 +21,10 @@ static void copy_help(void)
            "tar or zip archive: it is decoded here, the format told by its content.\n"
            "DEST 'ums' (or 'ums:SELECTOR') is the disk of a board running U-Boot's 'ums'\n"
            "command, like --ums; write ./ums for a file of that name.\n"
+           "DEST ssh://[USER@]HOST[:PORT]/PATH (or ssh://HOST/ums[:SELECTOR]) is on another\n"
+           "host, reached with ssh (BMAPKIT_SSH_COMMAND replaces 'ssh'): its bmapkit gets\n"
+           "the image as it is, compressed, and writes it; without one there, the image is\n"
+           "decoded here and written through nbdkit started over ssh.\n"
            "Without --bmap the bmap is looked for next to IMAGE (IMAGE.bmap, then with one\n"
            "extension after another removed).\n"
            "A signed bmap (clearsigned, or with a signature file) is copied only if its\n"
@@ -46,6 +51,8 @@ static void copy_help(void)
            "      --wait SECONDS       wait this long for the UMS disk to appear (default\n"
            "                           60, 0: do not wait)\n"
            "      --json-events FILE   write JSON-lines events to FILE ('-': standard output)\n"
+           "      --remote-bmapkit CMD the bmapkit program of an ssh:// DEST's host (default\n"
+           "                           bmapkit)\n"
            "      --bmap-sig SIG       the detached OpenPGP signature of the bmap (default:\n"
            "                           BMAP.asc, then BMAP.sig, when one is there)\n"
            "      --keyring FILE       trust only the public keys in FILE (exported with gpg\n"
@@ -80,6 +87,8 @@ enum {
     OPT_NO_SIG,
     OPT_UMS,
     OPT_WAIT,
+    OPT_REMOTE_BMAPKIT,
+    OPT_BMAP_FROM_STDIN,
 };
 
 static const struct option longopts[] = {
@@ -99,6 +108,9 @@ static const struct option longopts[] = {
     {"no-sig-verify", no_argument, NULL, OPT_NO_SIG},
     {"ums", optional_argument, NULL, OPT_UMS},
     {"wait", required_argument, NULL, OPT_WAIT},
+    {"remote-bmapkit", required_argument, NULL, OPT_REMOTE_BMAPKIT},
+    /* Internal: how a copy over ssh hands the bmap to the other host's bmapkit. */
+    {"bmap-from-stdin", required_argument, NULL, OPT_BMAP_FROM_STDIN},
     {"quiet", no_argument, NULL, 'q'},
     {"debug", no_argument, NULL, 'd'},
     {"help", no_argument, NULL, 'h'},
@@ -131,6 +143,16 @@ static int take_option(int c, char **argv, struct copy_plan *plan, bool *wait_gi
     case OPT_UMS:
         plan->ums = true;
         plan->ums_selector = optarg && optarg[0] ? optarg : NULL;
+        return CLI_CONTINUE;
+    case OPT_REMOTE_BMAPKIT:
+        if (!optarg[0])
+            return cli_usage_error("copy", "--remote-bmapkit needs a program name");
+        plan->remote_bmapkit = optarg;
+        return CLI_CONTINUE;
+    case OPT_BMAP_FROM_STDIN:
+        if (cli_parse_uint(optarg, 1, (unsigned)BK_BMAP_MAX_FILE_SIZE, &plan->bmap_from_stdin) < 0)
+            return cli_usage_error("copy", "--bmap-from-stdin takes a number of bytes from 1 to %u",
+                                   (unsigned)BK_BMAP_MAX_FILE_SIZE);
         return CLI_CONTINUE;
     default:
         return cli_common_option(c, "copy", argv, longopts, copy_help);
@@ -177,6 +199,29 @@ static int parse_option(int c, char **argv, struct copy_plan *plan, bool *wait_g
     return CLI_CONTINUE;
 }
 
+/* The options of copies over ssh, on both sides; *REMOTE_UMS: DEST is ssh://HOST/ums. */
+static int check_remote(const char *image, const char *dest, struct copy_plan *plan,
+                        bool *remote_ums)
+{
+    bool remote = dest && remote_is_url(dest);
+    if (remote) {
+        struct remote_url u;
+        int rc = remote_parse_url("copy", dest, true, &u);
+        if (rc != CLI_CONTINUE)
+            return rc;
+        *remote_ums = u.ums;
+    }
+    if (plan->remote_bmapkit && !remote)
+        return cli_usage_error("copy", "--remote-bmapkit applies only to an ssh:// DEST");
+    if (!plan->remote_bmapkit)
+        plan->remote_bmapkit = REMOTE_BMAPKIT_DEFAULT;
+    if (plan->bmap_from_stdin &&
+        (strcmp(image, "-") != 0 || remote || plan->bmap_path || plan->nobmap))
+        return cli_usage_error("copy", "--bmap-from-stdin needs the IMAGE '-' and a local DEST, "
+                                       "and excludes --bmap and --nobmap");
+    return CLI_CONTINUE;
+}
+
 /* IMAGE and DEST (or the UMS disk), and the options that exclude each other. */
 static int parse_operands(int argc, char **argv, struct copy_plan *plan, bool wait_given)
 {
@@ -193,9 +238,13 @@ static int parse_operands(int argc, char **argv, struct copy_plan *plan, bool wa
         plan->ums = true;
         plan->ums_selector = dest[3] == ':' && dest[4] ? dest + 4 : NULL;
     }
-    if (wait_given && !plan->ums)
-        return cli_usage_error("copy", "--wait applies only to a UMS destination (--ums or "
-                                       "DEST ums)");
+    bool remote_ums = false;
+    int rc = check_remote(argv[optind], dest, plan, &remote_ums);
+    if (rc != CLI_CONTINUE)
+        return rc;
+    if (wait_given && !plan->ums && !remote_ums)
+        return cli_usage_error("copy", "--wait applies only to a UMS destination (--ums, DEST "
+                                       "ums or ssh://HOST/ums)");
     if (plan->bmap_path && plan->nobmap)
         return cli_usage_error("copy", "--bmap and --nobmap exclude each other");
     if (plan->no_sig_verify && (plan->bmap_sig || plan->keyring || plan->fingerprint))
@@ -235,8 +284,21 @@ int cmd_copy(int argc, char **argv)
     int rc = copy_parse(argc, argv, &plan);
     if (rc != CLI_CONTINUE)
         return rc;
+    if (remote_is_url(plan.dest_path)) {
+        rc = remote_copy(&plan);
+        copy_plan_free(&plan);
+        return rc;
+    }
     cli_recover_tuning(plan.dopts.sysroot);
+    if (plan.bmap_from_stdin) {
+        rc = remote_receive_bmap(&plan, plan.bmap_from_stdin);
+        if (rc != EXIT_OK)
+            return rc;
+    }
     rc = copy_resolve(&plan);
+    /* Messages and events name where the bmap came from. */
+    if (plan.bmap_from_stdin)
+        plan.bmap_path = "on standard input";
     if (rc == EXIT_OK)
         rc = copy_execute(&plan);
     copy_plan_free(&plan);

@@ -11,10 +11,11 @@
 #include "bmapkit/bmapkit.h"
 #include "disk_select.h"
 #include "progress.h"
+#include "remote.h"
 
 static void list_help(void)
 {
-    printf("Usage: bmapkit list [--json] [--all]\n"
+    printf("Usage: bmapkit list [--json] [--all] [ssh://[USER@]HOST[:PORT]]\n"
            "\n"
            "List the disks an image can be written to: device path, size, transport (usb,\n"
            "mmc, nvme, sata, virtio, loop, ...), removable flag, vendor, model, serial, USB\n"
@@ -27,11 +28,14 @@ static void list_help(void)
            "  in-use   claimed by device-mapper, md or similar\n"
            "  ro       the kernel reports the device read-only\n"
            "'bmapkit copy' refuses a mounted, system, swap or in-use disk unless --force.\n"
+           "With ssh://HOST, the disks of that host, listed by its bmapkit over ssh.\n"
            "\n"
            "Options:\n"
            "      --json      print a JSON array with one object per device\n"
            "      --all       also list partitions, loop devices without a backing file,\n"
            "                  ram, zram, device-mapper, md, optical and empty devices\n"
+           "      --remote-bmapkit CMD  the bmapkit program of the ssh:// HOST (default\n"
+           "                  bmapkit)\n"
            "  -q, --quiet     accepted for symmetry; the list is still printed\n"
            "  -d, --debug     print debugging messages\n"
            "  -h, --help      print this help and exit\n");
@@ -98,13 +102,18 @@ static void print_json(const struct bk_disk_list *l)
 
 int cmd_list(int argc, char **argv)
 {
-    enum { OPT_JSON = 256, OPT_ALL };
+    enum { OPT_JSON = 256, OPT_ALL, OPT_REMOTE_BMAPKIT };
     static const struct option longopts[] = {
-        {"json", no_argument, NULL, OPT_JSON}, {"all", no_argument, NULL, OPT_ALL},
-        {"quiet", no_argument, NULL, 'q'},     {"debug", no_argument, NULL, 'd'},
-        {"help", no_argument, NULL, 'h'},      {NULL, 0, NULL, 0},
+        {"json", no_argument, NULL, OPT_JSON},
+        {"all", no_argument, NULL, OPT_ALL},
+        {"remote-bmapkit", required_argument, NULL, OPT_REMOTE_BMAPKIT},
+        {"quiet", no_argument, NULL, 'q'},
+        {"debug", no_argument, NULL, 'd'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
     bool json = false, all = false;
+    const char *remote_bmapkit = NULL;
     int c;
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":qdh", longopts, NULL)) != -1) {
@@ -115,6 +124,11 @@ int cmd_list(int argc, char **argv)
         case OPT_ALL:
             all = true;
             break;
+        case OPT_REMOTE_BMAPKIT:
+            if (!optarg[0])
+                return cli_usage_error("list", "--remote-bmapkit needs a program name");
+            remote_bmapkit = optarg;
+            break;
         default: {
             int rc = cli_common_option(c, "list", argv, longopts, list_help);
             if (rc != CLI_CONTINUE)
@@ -123,8 +137,17 @@ int cmd_list(int argc, char **argv)
         }
         }
     }
+    /* One operand: the other host whose disks are listed. */
+    if (optind < argc && remote_is_url(argv[optind])) {
+        if (optind + 1 < argc)
+            return cli_usage_error("list", "unexpected argument '%s'", argv[optind + 1]);
+        return remote_list(argv[optind], remote_bmapkit ? remote_bmapkit : REMOTE_BMAPKIT_DEFAULT,
+                           json, all);
+    }
     if (optind < argc)
         return cli_usage_error("list", "unexpected argument '%s'", argv[optind]);
+    if (remote_bmapkit)
+        return cli_usage_error("list", "--remote-bmapkit applies only with ssh://HOST");
 
     /* A test-only hook: look at a fake /sys, /proc and /dev instead of the real ones. */
     const char *sysroot = getenv("BMAPKIT_SYSROOT");

@@ -8,6 +8,7 @@
 
 #include "cli.h"
 #include "disk_select.h"
+#include "progress.h"
 
 /* Whether the paths A and B name the same file. */
 static bool same_file(const char *a, const char *b)
@@ -17,10 +18,31 @@ static bool same_file(const char *a, const char *b)
            sa.st_ino == sb.st_ino;
 }
 
+/*
+ * A missing image is named as such before a bmap is looked for next to it or read, so
+ * that the user learns first what is missing. Its message is the library's own.
+ */
+static int check_image(const struct copy_plan *plan)
+{
+    struct stat st;
+    if (strcmp(plan->image, "-") == 0 || stat(plan->image, &st) == 0)
+        return EXIT_OK;
+    struct bk_error err;
+    bk_error_clear(&err);
+    enum bk_format format;
+    struct bk_source *src = bk_source_open_image(plan->image, &format, &err);
+    if (!src)
+        return cli_fail(&err);
+    /* It appeared meanwhile: open_inputs opens it once more in its turn. */
+    bk_source_close(src);
+    return EXIT_OK;
+}
+
 /* The bmap: given, or found next to the image; never the image itself. */
 static int find_bmap(struct copy_plan *plan)
 {
-    if (!plan->bmap_path && !plan->nobmap) {
+    /* A bmap already read (--bmap-from-stdin) is not looked for. */
+    if (!plan->bmap_path && !plan->nobmap && !plan->bmap) {
         if (strcmp(plan->image, "-") == 0) {
             cli_error("an image read from standard input needs --bmap BMAP (or --nobmap to "
                       "copy all of it)");
@@ -29,7 +51,8 @@ static int find_bmap(struct copy_plan *plan)
         struct bk_error err;
         bk_error_clear(&err);
         if (bk_bmap_find(plan->image, plan->found, sizeof plan->found, &err) < 0) {
-            cli_error("%s; give one with --bmap, or use --nobmap to copy the whole image", err.msg);
+            cli_error("%s; give one with --bmap, or use --nobmap to copy the whole image",
+                      cli_message(&err));
             return EXIT_ERROR;
         }
         plan->bmap_path = plan->found;
@@ -82,10 +105,10 @@ static int open_inputs(struct copy_plan *plan)
     plan->dopts.n_inputs = n;
     if (plan->bmap && bk_copy_check_source(plan->bmap, plan->src, &err) < 0)
         return cli_fail(&err);
-    /* Before a UMS board is waited for, the events file or the destination opened. */
+    /* Before a UMS board is waited for or the destination opened. */
     if (plan->bmap &&
         bk_copy_check_verifiable(plan->bmap, !plan->no_verify, plan->readback, &err) < 0) {
-        bk_error_prefix(&err, "bmap %s", plan->bmap_path);
+        bk_error_prefix(&err, "bmap %s", plan->bmap_path ? plan->bmap_path : "from standard input");
         return cli_fail(&err);
     }
     return EXIT_OK;
@@ -115,16 +138,27 @@ static int find_ums_disk(struct copy_plan *plan)
 
 int copy_resolve(struct copy_plan *plan)
 {
-    int rc = find_bmap(plan);
+    /* The events start here, so that a copy that cannot start still ends with events. */
+    struct progress *events = copy_progress();
+    if (progress_open(events, cli.quiet, plan->json, plan->psplash) < 0)
+        return EXIT_ERROR;
+    int rc = check_image(plan);
+    if (rc == EXIT_OK)
+        rc = find_bmap(plan);
     if (rc == EXIT_OK)
         rc = open_inputs(plan);
     if (rc == EXIT_OK && plan->ums)
         rc = find_ums_disk(plan);
+    if (rc != EXIT_OK) {
+        progress_fail(events, cli_final_status(rc));
+        progress_close(events);
+    }
     return rc;
 }
 
 void copy_plan_free(struct copy_plan *plan)
 {
+    progress_close(copy_progress());
     bk_source_close(plan->src);
     bk_bmap_free(plan->bmap);
     plan->src = NULL;

@@ -44,6 +44,14 @@ struct copy_plan {
     bool sig_verified;                    /* the bmap's signature was checked and good */
     struct bk_signature_result signature; /* who signed it, when verified */
     struct bk_dest_input inputs[3];       /* what the destination must not destroy */
+
+    /* Over ssh (remote*.c): the program of the other host (--remote-bmapkit), and there,
+       the bytes of standard input that hold the bmap before the image (--bmap-from-stdin). */
+    const char *remote_bmapkit;
+    unsigned bmap_from_stdin;
+    /* Opens the destination instead of bk_dest_open(dest_path), when set. */
+    struct bk_dest *(*open_dest)(struct copy_plan *plan, uint64_t image_size, struct bk_error *err);
+    void *open_dest_ctx;
 };
 
 /* Parse ARGV into PLAN. Returns CLI_CONTINUE, or the exit status after printing. */

@@ -3,7 +3,6 @@
 #include "copy_plan.h"
 
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -12,43 +11,26 @@
 #include "progress.h"
 
 struct copy_cli {
-    struct progress progress;
+    struct progress *progress;
     const char *dest_path;
 };
 
 static void on_warning(void *ctx, const char *msg)
 {
     struct copy_cli *c = ctx;
-    char q[1024];
-    progress_clear(&c->progress);
-    cli_warning("%s", msg);
-    json_quote(q, sizeof q, msg);
-    progress_event(&c->progress, "warning", "\"message\":%s", q);
-}
-
-static void copy_warning(struct copy_cli *c, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static void copy_warning(struct copy_cli *c, const char *fmt, ...)
-{
-    char msg[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    on_warning(c, msg);
+    progress_warning(c->progress, "%s", msg);
 }
 
 static void on_progress(void *ctx, uint64_t done, uint64_t total)
 {
     struct copy_cli *c = ctx;
-    progress_update(&c->progress, done, total);
+    progress_update(c->progress, done, total);
 }
 
 static void on_range(void *ctx, size_t index, const struct bk_range *r)
 {
     struct copy_cli *c = ctx;
-    progress_event(&c->progress, "range",
+    progress_event(c->progress, "range",
                    "\"index\":%zu,\"first\":%" PRIu64 ",\"last\":%" PRIu64
                    ",\"status\":\"verified\"",
                    index, r->first, r->last);
@@ -58,10 +40,10 @@ static void on_readback_mismatch(void *ctx, size_t index, const struct bk_range 
                                  unsigned attempt)
 {
     struct copy_cli *c = ctx;
-    progress_clear(&c->progress);
+    progress_clear(c->progress);
     cli_warning("read-back of %s: blocks %" PRIu64 "-%" PRIu64 " differ (attempt %u)", c->dest_path,
                 r->first, r->last, attempt);
-    progress_event(&c->progress, "range",
+    progress_event(c->progress, "range",
                    "\"index\":%zu,\"first\":%" PRIu64 ",\"last\":%" PRIu64
                    ",\"status\":\"readback-mismatch\",\"attempt\":%u",
                    index, r->first, r->last, attempt);
@@ -85,7 +67,9 @@ static void describe_state(const struct bk_copy_stats *st, const char *dest, boo
     }
     if (st->bytes_written == 0 && st->head_cleared)
         snprintf(buf, cap,
-                 "; only the mapped part of the first MiB of %s was overwritten, with zeros", dest);
+                 "; nothing of the image was written to %s, but zeros may have replaced the "
+                 "mapped part of its first MiB",
+                 dest);
     else if (st->bytes_written == 0)
         snprintf(buf, cap, "; nothing was written to %s", dest);
     else
@@ -95,14 +79,15 @@ static void describe_state(const struct bk_copy_stats *st, const char *dest, boo
                  dest, cli_human_bytes(st->bytes_written, a, sizeof a));
 }
 
-/* The start event. */
+/* The start event, whose time is 0 (and the device event right before it). */
 static void announce(struct copy_cli *cc, const struct copy_plan *plan, uint64_t image_size)
 {
     const struct bk_bmap *bmap = plan->bmap;
+    progress_restart_clock(cc->progress);
     if (plan->ums) {
         char dev[4096];
         disk_json(&plan->ums_disk, dev, sizeof dev);
-        progress_event(&cc->progress, "device", "\"device\":%s", dev);
+        progress_event(cc->progress, "device", "\"device\":%s", dev);
     }
     char q1[PATH_MAX + 8], q2[PATH_MAX + 8], q3[PATH_MAX + 8];
     json_quote(q1, sizeof q1, plan->image);
@@ -116,7 +101,7 @@ static void announce(struct copy_cli *cc, const struct copy_plan *plan, uint64_t
         json_quote(who, sizeof who, plan->signature.signer);
         snprintf(sig, sizeof sig, "{\"fingerprint\":%s,\"signer\":%s}", fpr, who);
     }
-    progress_event(&cc->progress, "start",
+    progress_event(cc->progress, "start",
                    "\"image\":%s,\"dest\":%s,\"bmap\":%s,\"signature\":%s,\"image_size\":%" PRIu64
                    ",\"mapped_bytes\":%" PRIu64 ",\"ranges\":%zu",
                    q1, q2, q3, sig, image_size, bmap ? bk_bmap_mapped_bytes(bmap) : image_size,
@@ -151,12 +136,14 @@ static void report_verification(struct copy_cli *cc, const struct copy_plan *pla
                           ? "--no-verify; the bmap has no range checksums"
                           : "--no-verify";
     if (st->ranges_unchecked > 0 && st->ranges_verified == 0) {
-        copy_warning(cc, "not verified: none of the %zu range(s) was checked (%s)", n, why);
+        progress_warning(cc->progress, "not verified: none of the %zu range(s) was checked (%s)", n,
+                         why);
         return;
     }
     cli_info("verified %zu of %zu range(s)", st->ranges_verified, n);
     if (st->ranges_unchecked)
-        copy_warning(cc, "%zu range(s) were not verified (%s)", st->ranges_unchecked, why);
+        progress_warning(cc->progress, "%zu range(s) were not verified (%s)", st->ranges_unchecked,
+                         why);
 }
 
 /* Copy into the open DEST; returns 0 or -1 with ERR filled, and the statistics. */
@@ -188,12 +175,14 @@ static int report(struct copy_cli *cc, const struct copy_plan *plan, int rc,
 {
     int status = EXIT_OK;
     if (rc < 0) {
-        char state[PATH_MAX + 200], q[4096];
+        char state[PATH_MAX + 200], msg[BK_ERROR_MSG_MAX + 512];
         describe_state(st, plan->dest_path, dest_opened, state, sizeof state);
-        status = cli_exit_status(err);
-        cli_error("%s%s%s", cli_message(err), cli_hint(err), state);
-        json_quote(q, sizeof q, cli_message(err));
-        progress_event(&cc->progress, "error", "\"message\":%s,\"exit\":%d", q, status);
+        status = cli_final_status(cli_exit_status(err));
+        /* Opening a disk may be refused for lack of rights, which the hint explains. */
+        snprintf(msg, sizeof msg, "%s%s", cli_message(err),
+                 dest_opened ? cli_hint(err) : cli_dest_hint(err, plan->dest_path));
+        cli_error_code(err->code, "%s%s", msg, state);
+        progress_error(cc->progress, bk_code_name(err->code), msg, status);
     } else {
         char a[32], r[32];
         uint64_t rate = elapsed > 0 ? (uint64_t)((double)st->bytes_written / elapsed) : 0;
@@ -205,21 +194,15 @@ static int report(struct copy_cli *cc, const struct copy_plan *plan, int rc,
             cli_info("read back %zu range(s) from %s: all match", st->readback_checked,
                      plan->dest_path);
     }
-    progress_event(&cc->progress, "done",
-                   "\"status\":\"%s\",\"exit\":%d,\"bytes_written\":%" PRIu64
-                   ",\"bytes_total\":%" PRIu64 ",\"ranges_verified\":%zu,\"ranges_unchecked\":%zu"
-                   ",\"readback_checked\":%zu,\"readback_failed\":%zu,\"seconds\":%.3f"
-                   ",\"verification\":\"%s\"",
-                   status == EXIT_OK ? "ok" : "failed", status, st->bytes_written, st->bytes_total,
-                   st->ranges_verified, st->ranges_unchecked, st->readback_checked,
-                   st->readback_failed, elapsed, verification(plan, status, st));
+    progress_done(cc->progress, status, st, elapsed, verification(plan, status, st));
     return status;
 }
 
 int copy_execute(struct copy_plan *plan)
 {
-    struct copy_cli cc = {.dest_path = plan->dest_path};
-    if (progress_open(&cc.progress, cli.quiet, plan->json, plan->psplash) < 0)
+    struct copy_cli cc = {.progress = copy_progress(), .dest_path = plan->dest_path};
+    /* Normally opened by copy_resolve, so that its failures are events too. */
+    if (!cc.progress->open && progress_open(cc.progress, cli.quiet, plan->json, plan->psplash) < 0)
         return EXIT_ERROR;
     int64_t src_size = bk_source_size(plan->src);
     uint64_t image_size = plan->bmap      ? bk_bmap_image_size(plan->bmap)
@@ -233,13 +216,15 @@ int copy_execute(struct copy_plan *plan)
     struct bk_error err;
     bk_error_clear(&err);
     double t0 = cli_now();
-    struct bk_dest *dest = bk_dest_open(plan->dest_path, image_size, &plan->dopts, &err);
+    struct bk_dest *dest = plan->open_dest
+                               ? plan->open_dest(plan, image_size, &err)
+                               : bk_dest_open(plan->dest_path, image_size, &plan->dopts, &err);
     int rc = dest ? run_job(&cc, plan, dest, &stats, &err) : -1;
     double elapsed = cli_now() - t0;
     /* Closing restores the device settings; a warning from that still reaches the events. */
     bk_dest_close(dest);
-    progress_clear(&cc.progress);
+    progress_clear(cc.progress);
     int status = report(&cc, plan, rc, &stats, &err, dest != NULL, elapsed);
-    progress_close(&cc.progress);
+    progress_close(cc.progress);
     return status;
 }

@@ -16,9 +16,53 @@
 
 enum { MAX_FILE = 1 << 30 };
 
+/* Whether PATH is a URL (http, https, ftp, file:) that the library opens itself. */
+static bool is_url(const char *path)
+{
+    const char *colon = strchr(path, ':');
+    return strncmp(path, "file:", 5) == 0 || (colon && strncmp(colon, "://", 3) == 0);
+}
+
+/* All of the URL PATH through the library's sources, which name it without password. */
+static char *read_url(const char *path, const char *what, size_t *len)
+{
+    struct bk_error err;
+    bk_error_clear(&err);
+    struct bk_source *src = bk_source_open_file(path, &err);
+    size_t cap = 64 * 1024, n = 0, got = 1;
+    char *buf = src ? malloc(cap) : NULL;
+    while (buf && got > 0) {
+        if (n == cap) {
+            char *bigger = cap < MAX_FILE ? realloc(buf, cap * 2) : NULL;
+            if (!bigger) {
+                bk_error_set(&err, BK_E_NOMEM, 0, "out of memory");
+                free(buf);
+                buf = NULL;
+                break;
+            }
+            buf = bigger;
+            cap *= 2;
+        }
+        if (bk_source_read(src, buf + n, cap - n, &got, &err) < 0) {
+            free(buf);
+            buf = NULL;
+        }
+        n += got;
+    }
+    bk_source_close(src);
+    if (!buf) {
+        cli_error("cannot read the %s: %s", what, cli_message(&err));
+        return NULL;
+    }
+    *len = n;
+    return buf;
+}
+
 /* The whole file PATH (WHAT names it in errors) into a buffer the caller frees. */
 static char *read_whole(const char *path, const char *what, size_t *len)
 {
+    if (is_url(path))
+        return read_url(path, what, len);
     FILE *f = fopen(path, "rb");
     if (!f) {
         cli_error("cannot open the %s %s: %s", what, path, strerror(errno));
@@ -53,12 +97,38 @@ static char *read_whole(const char *path, const char *what, size_t *len)
 static bool file_clearsigned(const char *path)
 {
     char head[64];
+    if (is_url(path)) {
+        struct bk_error err;
+        bk_error_clear(&err);
+        struct bk_source *src = bk_source_open_file(path, &err);
+        size_t n = 0, got = 1;
+        while (src && n < sizeof head && got > 0 &&
+               bk_source_read(src, head + n, sizeof head - n, &got, &err) == 0)
+            n += got;
+        bk_source_close(src);
+        return bk_signature_is_clearsigned(head, n); /* the parse that follows says why not */
+    }
     FILE *f = fopen(path, "rb");
     if (!f)
         return false; /* the parse that follows says why */
     size_t n = fread(head, 1, sizeof head, f);
     fclose(f);
     return bk_signature_is_clearsigned(head, n);
+}
+
+/*
+ * Whether the signature PATH is there. A URL that cannot be asked counts as there, so
+ * that reading it fails with the reason rather than the check being left out.
+ */
+static bool sig_exists(const char *path)
+{
+    if (!is_url(path))
+        return access(path, F_OK) == 0;
+    struct bk_error err;
+    bk_error_clear(&err);
+    struct bk_source *src = bk_source_open_file(path, &err);
+    bk_source_close(src);
+    return src || err.sys_errno != ENOENT;
 }
 
 /* The detached signature: --bmap-sig, else BMAP.asc, else BMAP.sig next to the bmap. */
@@ -72,7 +142,7 @@ static void find_signature(struct copy_plan *plan)
     for (size_t i = 0; i < 2; i++) {
         int n =
             snprintf(plan->sig_found, sizeof plan->sig_found, "%s%s", plan->bmap_path, suffixes[i]);
-        if (n > 0 && (size_t)n < sizeof plan->sig_found && access(plan->sig_found, F_OK) == 0) {
+        if (n > 0 && (size_t)n < sizeof plan->sig_found && sig_exists(plan->sig_found)) {
             plan->sig_path = plan->sig_found;
             cli_debug("using bmap signature %s", plan->sig_path);
             return;

@@ -48,6 +48,19 @@ print(done["status"], done["exit"], done["ranges_verified"], done["ranges_unchec
 EOF
 }
 
+# refused_events FILE CODE: a copy refused before it started wrote exactly two events,
+# an error of class CODE with exit 1 and a done event that failed with exit 1.
+refused_events() {
+    python3 - "$1" "$2" <<'EOF'
+import json, sys
+events = [json.loads(line) for line in open(sys.argv[1])]
+kinds = [(e.get("event"), e.get("code"), e.get("status"), e.get("exit")) for e in events]
+want = [("error", sys.argv[2], None, 1), ("done", None, "failed", 1)]
+if kinds != want:
+    sys.exit("events %r, expected %r" % (kinds, want))
+EOF
+}
+
 # line_of FILE TEXT: the number of the first line of FILE that holds TEXT.
 line_of() {
     grep -n -m1 -F -- "$2" "$1" | cut -d: -f1
@@ -69,7 +82,7 @@ refused_as() {
     expect_fail 1 "^bmapkit: error: $bmap:$line: .*$what.* contradicts bmap format version ${v//./\\.} declared on line $vline " \
         "$BMAPKIT" copy --json-events ev.json --bmap "$bmap" "$image" dest.img
     dest_untouched "$name"
-    [ ! -e ev.json ] || fail "$name: the events file was written although the bmap was refused"
+    refused_events ev.json format || fail "$name: events of the refused bmap"
     pass "$name: refused as malformed (line $line), destination untouched"
 }
 
@@ -126,7 +139,7 @@ for b in v1.0.bmap nosum-1.2.bmap nosum-create.bmap nosum-bmaptool.bmap; do
     expect_fail 1 "^bmapkit: error: bmap $b: no range checksums.*--no-verify" \
         "$BMAPKIT" copy --json-events ev.json --bmap "$b" good.img dest.img
     dest_untouched "$b without --no-verify"
-    [ ! -e ev.json ] || fail "$b: the events file was written although the copy was refused"
+    refused_events ev.json unverifiable || fail "$b: events of the refused copy"
     # The refusal comes before the image data is looked at: a damaged image gets the same.
     expect_fail 1 "no range checksums.*--no-verify" \
         "$BMAPKIT" copy --bmap "$b" bad.img dest.img

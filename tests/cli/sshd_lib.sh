@@ -69,3 +69,64 @@ EOF
     done
     fail "no ssh login to 127.0.0.1:$SSH_PORT: $(tail -n 5 "$SSH_LOG")"
 }
+
+# ssh_proxy_config COUNTS [--rate BYTES_PER_SECOND]: print the path
+# of a client configuration like $SSH_CONFIG whose connections go through a proxy
+# (ProxyCommand) on the wire between ssh and sshd. Each connection keeps "UP DOWN" (bytes
+# client to server, server to client so far) in COUNTS.PID (ssh may kill the proxy at
+# its end; PID is the proxy's, which a test kills to cut the link); --rate holds the
+# upstream to a rate. proxy_sent COUNTS sums the upstream bytes.
+ssh_proxy_config() {
+    local counts=$1 dir="$WORK/sshd" n
+    shift
+    [ -f "$dir/proxy.py" ] || cat >"$dir/proxy.py" <<'PY'
+import os, socket, sys, threading, time
+host, port, counts = sys.argv[1], int(sys.argv[2]), "%s.%d" % (sys.argv[3], os.getpid())
+rate = int(sys.argv[5]) if sys.argv[4:5] == ["--rate"] else None
+sock = socket.create_connection((host, port))
+up = down = 0
+start = time.monotonic()
+lock = threading.Lock()
+
+def report():
+    with lock:
+        with open(counts + ".tmp", "w") as f:
+            f.write("%d %d\n" % (up, down))
+        os.replace(counts + ".tmp", counts)
+
+def upstream():
+    global up
+    while True:
+        data = os.read(0, 65536)
+        if not data:
+            sock.shutdown(socket.SHUT_WR)
+            return
+        sock.sendall(data)
+        up += len(data)
+        report()
+        if rate:
+            ahead = up / rate - (time.monotonic() - start)
+            if ahead > 0:
+                time.sleep(ahead)
+
+threading.Thread(target=upstream, daemon=True).start()
+while True:
+    try:
+        data = sock.recv(65536)
+    except OSError:
+        break
+    if not data:
+        break
+    os.write(1, data)
+    down += len(data)
+    report()
+PY
+    n=$(ls "$dir" | grep -c '^ssh_config_proxy' || true)
+    sed "/^Host /a\\    ProxyCommand python3 $dir/proxy.py %h %p $counts $*" "$SSH_CONFIG" \
+        >"$dir/ssh_config_proxy$n"
+    echo "$dir/ssh_config_proxy$n"
+}
+
+proxy_sent() {
+    cat "$1".[0-9]* 2>/dev/null | awk '{ s += $1 } END { print s + 0 }'
+}

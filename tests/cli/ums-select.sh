@@ -137,8 +137,10 @@ BMAPKIT_SYSROOT=$N expect_fail 1 "within 0 s" "$BMAPKIT" -q copy --wait 0 --ums 
 [ ! -s "$N/dev/sdc" ] || fail "the USB stick was written"
 pass "no UMS disk: clear error, exit 1, after the --wait timeout ($ms ms)"
 
-# Checks of the image come first: a missing bmap fails before any waiting.
-BMAPKIT_SYSROOT=$N expect_fail 1 "no bmap found" "$BMAPKIT" copy --wait 5 nothing.img ums
+# Checks of the image come first: a missing image or bmap fails before any waiting.
+BMAPKIT_SYSROOT=$N expect_fail 1 "cannot open image nothing\.img: No such file" "$BMAPKIT" copy --wait 5 nothing.img ums
+: >lonely.img
+BMAPKIT_SYSROOT=$N expect_fail 1 "no bmap found for lonely\.img" "$BMAPKIT" copy --wait 5 lonely.img ums
 pass "image and bmap are checked before waiting for the board"
 
 # --- usage

@@ -1,0 +1,188 @@
+#!/bin/bash
+# bmapkit copy from http:// and file: URLs: an nginx the test starts on a free 127.0.0.1
+# port serves a raw image, its bmap, a multi-block .xz and a .gz. Its access log records
+# the bytes it sent for each request, so the test checks that only mapped data is fetched.
+# Also: a server without ranges, 404, a password in the URL, nobody listening, a file
+# replaced and a server killed during the copy.
+source "$TESTS_DIR/lib.sh"
+require_tools nginx xz gzip openssl python3
+
+cd "$WORK"
+# A 64 MiB image: data at 0 (the head), 2 MiB at 8 MiB, 4 MiB at 40 MiB; holes elsewhere.
+new_sparse img 64M
+put_random img 0 65536
+put_random img $((8 << 20)) $((2 << 20))
+put_random img $((40 << 20)) $((4 << 20))
+$BMAPKIT -q create -o img.bmap img
+mapped=$(bmap_mapped_bytes img.bmap)
+mkdir -p www/plain www/norange www/auth www/slow tmp
+# The xz holds other data where the bmap has holes (as a file system's free blocks do),
+# so that fetching only the blocks with mapped data is much less than the whole file.
+cp img full
+put_random full $((16 << 20)) $((16 << 20))
+xz -T2 --block-size=1MiB -c full >www/plain/img.xz
+gzip -c img >www/plain/img.gz
+cp img img.bmap www/plain/
+for d in norange auth slow; do cp img img.bmap www/$d/; done
+htpass=$(openssl passwd -apr1 secret)
+echo "user:$htpass" >htpasswd
+
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+cat >nginx.conf <<EOF
+daemon off;
+master_process off;
+worker_processes 1;
+pid $WORK/nginx.pid;
+error_log $WORK/error.log;
+events { worker_connections 64; }
+http {
+    log_format sent '\$request_method \$uri \$status \$bytes_sent "\$http_range"';
+    access_log $WORK/access.log sent;
+    client_body_temp_path $WORK/tmp;
+    default_type application/octet-stream;
+    sendfile on;
+    server {
+        listen 127.0.0.1:$port;
+        root $WORK/www;
+        location /norange/ { max_ranges 0; }
+        location /auth/ { auth_basic "images"; auth_basic_user_file $WORK/htpasswd; }
+        location /slow/ { limit_rate 256k; }
+    }
+}
+EOF
+start_nginx() {
+    nginx -p "$WORK" -e "$WORK/error.log" -c "$WORK/nginx.conf" &
+    echo $! >"$WORK/nginx.bg"
+    local i
+    for ((i = 0; i < 100; i++)); do
+        python3 -c "import socket; socket.create_connection(('127.0.0.1', $port), 0.2)" \
+            2>/dev/null && return 0
+        sleep 0.05
+    done
+    cat "$WORK/error.log"
+    fail "nginx did not start on port $port"
+}
+stop_nginx() {
+    local pid
+    pid=$(cat "$WORK/nginx.bg")
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+}
+start_nginx
+at_exit "kill \$(cat '$WORK/nginx.bg') 2>/dev/null"
+url="http://127.0.0.1:$port"
+
+# sent PATH: bytes nginx sent for every request of PATH since the log was cleared.
+sent() {
+    awk -v p="$1" '$2 == p { s += $4 } END { print s + 0 }' access.log
+}
+clear_log() { : >access.log; }
+same_image() {
+    cmp -n "$(stat -c %s img)" img "$1" || fail "$1 does not hold the image ($2)"
+    rm -f "$1"
+}
+head_absent() {
+    if cmp -s -n 65536 img "$1"; then fail "$1 holds the image's head after a failed copy"; fi
+}
+
+# --- raw with the bmap found next to it: only mapped bytes fetched.
+clear_log
+run_ok $BMAPKIT copy "$url/plain/img" out.raw
+same_image out.raw "raw over http"
+got=$(sent /plain/img)
+limit=$((mapped * 105 / 100 + 256 * 1024))
+[ "$got" -le "$limit" ] || fail "raw: nginx sent $got bytes for $mapped mapped (limit $limit)"
+grep -Eq "GET /plain/img.bmap 20[06]" access.log || fail "the bmap was not fetched over http"
+pass "raw over http with the bmap found there: $got bytes sent for $mapped mapped"
+
+# --- multi-block xz, its bmap found as img.bmap after img.xz.bmap: the index, then only
+# the blocks holding mapped data.
+clear_log
+run_ok $BMAPKIT copy "$url/plain/img.xz" out.raw
+grep -q "HEAD /plain/img.xz.bmap 404" access.log || fail 'img.xz.bmap was not looked for'
+same_image out.raw "xz over http"
+got=$(sent /plain/img.xz)
+size=$(stat -c %s www/plain/img.xz)
+[ "$got" -lt $((size / 2)) ] || cat access.log
+[ "$got" -lt $((size / 2)) ] || fail "xz: nginx sent $got bytes of a $size-byte file"
+pass "multi-block xz over http: $got of $size bytes sent"
+
+# --- gzip: streamed.
+run_ok $BMAPKIT copy --bmap "$url/plain/img.bmap" "$url/plain/img.gz" out.raw
+same_image out.raw "gz over http"
+pass "gzip over http"
+
+# --- a server that ignores ranges: the image is streamed.
+clear_log
+run_ok $BMAPKIT copy "$url/norange/img" out.raw
+same_image out.raw "server without ranges"
+grep -q "GET /norange/img 200" access.log || fail "no plain GET of the image without ranges"
+pass "a server without ranges streams the image"
+
+# --- 404: one line with the URL and the status.
+expect_fail 1 "$url/plain/none\.img.*404" $BMAPKIT copy --nobmap "$url/plain/none.img" out.raw
+expect_fail 1 "$url/plain/none\.bmap.*404" \
+    $BMAPKIT copy --bmap "$url/plain/none.bmap" "$url/plain/img" out.raw
+pass "404 of the image or the bmap: one line with the URL and the status"
+
+# --- a password in the URL: used, never shown (messages, debug, JSON events).
+auth="http://user:secret@127.0.0.1:$port/auth"
+rm -f out.raw
+$BMAPKIT -d copy --json-events ev.json "$auth/img" out.raw >out.log 2>&1 ||
+    { cat out.log; fail "copy with a password in the URL failed"; }
+same_image out.raw "password in the URL"
+grep -q "user@127.0.0.1" out.log || fail "the URL is not shown without its password"
+! grep -q secret out.log ev.json || fail "the password appears in the output or events"
+expect_fail 1 "user@127\.0\.0\.1.*404" $BMAPKIT copy --nobmap --json-events ev.json "$auth/none" out.raw
+! grep -q secret "$WORK/.ef.err" ev.json || fail "the password appears in an error or its event"
+expect_fail 1 "127\.0\.0\.1:$port/auth/img.*401" $BMAPKIT copy --nobmap \
+    "http://user:wrong@127.0.0.1:$port/auth/img" out.raw
+! grep -q wrong "$WORK/.ef.err" || fail "a wrong password appears in the error"
+pass "a password in the URL is used and never shown"
+
+# --- nobody listening.
+dead=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+expect_fail 1 "127\.0\.0\.1:$dead/img.*(onnect|refused)" $BMAPKIT copy --nobmap \
+    "http://127.0.0.1:$dead/img" out.raw
+pass "nobody listening: one line naming the URL and the cause"
+
+# --- file: URLs, both forms, with the bmap found next to the image.
+run_ok $BMAPKIT copy "file:$WORK/img" out.raw
+same_image out.raw "file:/abs"
+run_ok $BMAPKIT copy "file://$WORK/img" out.raw
+same_image out.raw "file:///abs"
+run_ok $BMAPKIT copy --bmap "file://$WORK/img.bmap" "file://$WORK/www/plain/img.xz" out.raw
+same_image out.raw "file: URL of an xz with a file: bmap"
+pass "file: URLs"
+
+# --- the file replaced on the server during the copy: an error, no head written.
+rm -f out.raw
+$BMAPKIT copy "$url/slow/img" out.raw >slow.log 2>&1 &
+copier=$!
+sleep 1
+cp img www/slow/img.new
+touch -d '2001-01-01' www/slow/img.new
+mv www/slow/img.new www/slow/img
+rc=0
+wait $copier || rc=$?
+[ "$rc" -ne 0 ] || { cat slow.log access.log; fail "a file replaced during the copy went unnoticed"; }
+grep -q "^bmapkit: error: .*slow/img.*changed on the server" slow.log ||
+    { cat slow.log; fail "no error about the changed file"; }
+head_absent out.raw
+pass "a file replaced during the copy: $(grep -o 'changed on the server.*' slow.log | head -c 80)"
+
+# --- the server killed during the copy: an error naming the bytes received.
+cp img www/slow/img
+rm -f out.raw
+$BMAPKIT copy "$url/slow/img" out.raw >kill.log 2>&1 &
+copier=$!
+sleep 1
+stop_nginx
+rc=0
+wait $copier || rc=$?
+[ "$rc" -ne 0 ] || fail "a copy whose server died succeeded"
+[ "$(grep -c '^bmapkit: error: ' kill.log)" -eq 1 ] || { cat kill.log; fail "not one error line"; }
+grep -Eq "^bmapkit: error: .*slow/img.*[0-9]+ bytes received" kill.log ||
+    { cat kill.log; fail "the error does not say the bytes received"; }
+head_absent out.raw
+pass "the server killed during the copy: $(grep '^bmapkit: error' kill.log)"
