@@ -11,7 +11,7 @@ LIC_FILES_CHKSUM = "file://LICENSE;md5=5953276fcd0a4f5bb7d4abf2c7521753"
 # the target, native and nativesdk builds at another clone (keep the protocol= and
 # branch= parameters) or another commit.
 BMAPKIT_GIT_URI ?= "git://git.example.org/bmapkit.git;protocol=https;branch=main"
-BMAPKIT_SRCREV ?= "a038eebdc4734df4576a7e310fb2317c299ef311"
+BMAPKIT_SRCREV ?= "75e45037d9ccf1cb87d84f117465741293cb8081"
 SRCREV = "${BMAPKIT_SRCREV}"
 PV = "0.2.0+git"
 
