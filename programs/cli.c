@@ -283,3 +283,9 @@ int cli_parse_uint(const char *s, unsigned min, unsigned max, unsigned *out)
     *out = (unsigned)v;
     return 0;
 }
+
+bool cli_is_url(const char *path)
+{
+    const char *colon = strchr(path, ':');
+    return strncmp(path, "file:", 5) == 0 || (colon && strncmp(colon, "://", 3) == 0);
+}

@@ -121,6 +121,9 @@ int cli_common_option(int c, const char *cmd, char **argv, const struct option *
 /* Parse a decimal number from MIN to MAX into *OUT; -1 when S is not one. */
 int cli_parse_uint(const char *s, unsigned min, unsigned max, unsigned *out);
 
+/* Whether PATH is a URL (http, https, ftp, file:) that the library opens itself. */
+bool cli_is_url(const char *path);
+
 /* "1.5 GiB" into BUF. */
 const char *cli_human_bytes(uint64_t bytes, char *buf, size_t cap);
 

@@ -16,13 +16,6 @@
 
 enum { MAX_FILE = 1 << 30 };
 
-/* Whether PATH is a URL (http, https, ftp, file:) that the library opens itself. */
-static bool is_url(const char *path)
-{
-    const char *colon = strchr(path, ':');
-    return strncmp(path, "file:", 5) == 0 || (colon && strncmp(colon, "://", 3) == 0);
-}
-
 /* All of the URL PATH through the library's sources, which name it without password. */
 static char *read_url(const char *path, const char *what, size_t *len)
 {
@@ -61,7 +54,7 @@ static char *read_url(const char *path, const char *what, size_t *len)
 /* The whole file PATH (WHAT names it in errors) into a buffer the caller frees. */
 static char *read_whole(const char *path, const char *what, size_t *len)
 {
-    if (is_url(path))
+    if (cli_is_url(path))
         return read_url(path, what, len);
     FILE *f = fopen(path, "rb");
     if (!f) {
@@ -97,7 +90,7 @@ static char *read_whole(const char *path, const char *what, size_t *len)
 static bool file_clearsigned(const char *path)
 {
     char head[64];
-    if (is_url(path)) {
+    if (cli_is_url(path)) {
         struct bk_error err;
         bk_error_clear(&err);
         struct bk_source *src = bk_source_open_file(path, &err);
@@ -122,7 +115,7 @@ static bool file_clearsigned(const char *path)
  */
 static bool sig_exists(const char *path)
 {
-    if (!is_url(path))
+    if (!cli_is_url(path))
         return access(path, F_OK) == 0;
     struct bk_error err;
     bk_error_clear(&err);

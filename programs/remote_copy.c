@@ -392,6 +392,14 @@ static void announce(struct sender *s)
 static int open_image(struct sender *s)
 {
     const char *image = s->plan->image;
+    /* The image goes as it is, so it must be bytes here: a URL is for the far side. */
+    if (cli_is_url(image)) {
+        cli_error_code(BK_E_INVALID,
+                       "%s: an image given as a URL cannot be sent on to %s; fetch it here "
+                       "first, or run the copy there",
+                       image, s->u->text);
+        return EXIT_ERROR;
+    }
     s->image_fd = strcmp(image, "-") == 0 ? STDIN_FILENO : open(image, O_RDONLY | O_CLOEXEC);
     struct stat st;
     if (s->image_fd < 0 || fstat(s->image_fd, &st) < 0) {

@@ -87,6 +87,12 @@ run_ok "$BMAPKIT" copy "${REMOTE[@]}" --nobmap img.xz "$R$WORK/out-nobmap.img"
 cmp img out-nobmap.img
 pass "mode 1: the image from standard input, and without a bmap"
 
+# --- an image given as a URL is not bytes to send: refused before the far side is touched.
+expect_fail 1 "file://$WORK/img\.xz: an image given as a URL cannot be sent on to ssh://" \
+    "$BMAPKIT" copy "${REMOTE[@]}" --bmap img.bmap "file://$WORK/img.xz" "$R$WORK/out-url.img"
+[ ! -e out-url.img ] || fail "a refused URL image created the destination"
+pass "mode 1: an image given as a URL is refused with one line"
+
 # --- a signed bmap: checked here; the other host gets the bmap that was checked
 require_tools gpg gpgconf
 mkdir -m 700 gnupg
