@@ -73,6 +73,15 @@ int copy_load_bmap(struct copy_plan *plan);
 /* Open the destination, copy, report. Returns the exit status. */
 int copy_execute(struct copy_plan *plan);
 
+struct progress;
+
+/*
+ * The start event of PLAN's copy to DEST (as it is named to the user) of an image of
+ * IMAGE_SIZE bytes; the events' clock starts at it.
+ */
+void copy_announce(struct progress *progress, const struct copy_plan *plan, const char *dest,
+                   uint64_t image_size);
+
 /* Release what copy_resolve opened. */
 void copy_plan_free(struct copy_plan *plan);
 

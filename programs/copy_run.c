@@ -79,19 +79,14 @@ static void describe_state(const struct bk_copy_stats *st, const char *dest, boo
                  dest, cli_human_bytes(st->bytes_written, a, sizeof a));
 }
 
-/* The start event, whose time is 0 (and the device event right before it). */
-static void announce(struct copy_cli *cc, const struct copy_plan *plan, uint64_t image_size)
+void copy_announce(struct progress *progress, const struct copy_plan *plan, const char *dest,
+                   uint64_t image_size)
 {
     const struct bk_bmap *bmap = plan->bmap;
-    progress_restart_clock(cc->progress);
-    if (plan->ums) {
-        char dev[4096];
-        disk_json(&plan->ums_disk, dev, sizeof dev);
-        progress_event(cc->progress, "device", "\"device\":%s", dev);
-    }
+    progress_restart_clock(progress);
     char q1[PATH_MAX + 8], q2[PATH_MAX + 8], q3[PATH_MAX + 8];
     json_quote(q1, sizeof q1, plan->image);
-    json_quote(q2, sizeof q2, plan->dest_path);
+    json_quote(q2, sizeof q2, dest);
     json_quote(q3, sizeof q3, plan->bmap_path ? plan->bmap_path : "");
     /* Who signed the bmap, when its signature was checked; null otherwise. */
     char sig[6 * BK_SIGNATURE_SIGNER_MAX + 128] = "null";
@@ -101,11 +96,23 @@ static void announce(struct copy_cli *cc, const struct copy_plan *plan, uint64_t
         json_quote(who, sizeof who, plan->signature.signer);
         snprintf(sig, sizeof sig, "{\"fingerprint\":%s,\"signer\":%s}", fpr, who);
     }
-    progress_event(cc->progress, "start",
+    progress_event(progress, "start",
                    "\"image\":%s,\"dest\":%s,\"bmap\":%s,\"signature\":%s,\"image_size\":%" PRIu64
                    ",\"mapped_bytes\":%" PRIu64 ",\"ranges\":%zu",
                    q1, q2, q3, sig, image_size, bmap ? bk_bmap_mapped_bytes(bmap) : image_size,
                    bmap ? bk_bmap_range_count(bmap) : 0);
+}
+
+/* The device event of a UMS disk, then the start event. */
+static void announce(struct copy_cli *cc, const struct copy_plan *plan, uint64_t image_size)
+{
+    progress_restart_clock(cc->progress);
+    if (plan->ums) {
+        char dev[4096];
+        disk_json(&plan->ums_disk, dev, sizeof dev);
+        progress_event(cc->progress, "device", "\"device\":%s", dev);
+    }
+    copy_announce(cc->progress, plan, plan->dest_path, image_size);
 }
 
 /* Whether BMAP has ranges but none of them carries a checksum: nothing could be verified. */

@@ -366,26 +366,8 @@ static int finish(struct sender *s, int ssh_status, double elapsed)
 /* The start event, named as on this side. */
 static void announce(struct sender *s)
 {
-    const struct copy_plan *plan = s->plan;
-    const struct bk_bmap *bmap = plan->bmap;
-    progress_restart_clock(s->progress);
-    char q1[PATH_MAX + 8], q2[PATH_MAX + 8], q3[PATH_MAX + 8];
-    json_quote(q1, sizeof q1, plan->image);
-    json_quote(q2, sizeof q2, s->u->text);
-    json_quote(q3, sizeof q3, plan->bmap_path ? plan->bmap_path : "");
-    char sig[6 * BK_SIGNATURE_SIGNER_MAX + 128] = "null";
-    if (plan->sig_verified) {
-        char fpr[BK_SIGNATURE_FPR_MAX + 8], who[6 * BK_SIGNATURE_SIGNER_MAX + 8];
-        json_quote(fpr, sizeof fpr, plan->signature.fingerprint);
-        json_quote(who, sizeof who, plan->signature.signer);
-        snprintf(sig, sizeof sig, "{\"fingerprint\":%s,\"signer\":%s}", fpr, who);
-    }
-    uint64_t size = bmap ? bk_bmap_image_size(bmap) : 0;
-    progress_event(s->progress, "start",
-                   "\"image\":%s,\"dest\":%s,\"bmap\":%s,\"signature\":%s,\"image_size\":%" PRIu64
-                   ",\"mapped_bytes\":%" PRIu64 ",\"ranges\":%zu",
-                   q1, q2, q3, sig, size, bmap ? bk_bmap_mapped_bytes(bmap) : size,
-                   bmap ? bk_bmap_range_count(bmap) : 0);
+    const struct bk_bmap *bmap = s->plan->bmap;
+    copy_announce(s->progress, s->plan, s->u->text, bmap ? bk_bmap_image_size(bmap) : 0);
 }
 
 /* The image file as it is, from its start. */
