@@ -199,24 +199,27 @@ static int nbd_dest_flush(struct bk_dest *d, struct bk_error *err)
     return 0;
 }
 
-static int nbd_dest_zero(struct bk_dest *d, uint64_t offset, uint64_t len, struct bk_error *err)
+/* Zeroing and discarding: one synchronous command over a range, after the writes. */
+static int range_command(struct bk_dest *d,
+                         int (*command)(struct nbd_handle *, uint64_t, uint64_t, uint32_t),
+                         const char *what, uint64_t offset, uint64_t len, struct bk_error *err)
 {
     struct nbd_dest *nd = d->priv;
     if (wait_in_flight(d, 0, 0, err) < 0)
         return -1;
-    if (nbd_zero(nd->h, len, offset, 0) < 0)
-        return command_failed(d, "zeroing", err);
+    if (command(nd->h, len, offset, 0) < 0)
+        return command_failed(d, what, err);
     return 0;
+}
+
+static int nbd_dest_zero(struct bk_dest *d, uint64_t offset, uint64_t len, struct bk_error *err)
+{
+    return range_command(d, nbd_zero, "zeroing", offset, len, err);
 }
 
 static int nbd_dest_discard(struct bk_dest *d, uint64_t offset, uint64_t len, struct bk_error *err)
 {
-    struct nbd_dest *nd = d->priv;
-    if (wait_in_flight(d, 0, 0, err) < 0)
-        return -1;
-    if (nbd_trim(nd->h, len, offset, 0) < 0)
-        return command_failed(d, "discard", err);
-    return 0;
+    return range_command(d, nbd_trim, "discard", offset, len, err);
 }
 
 static int flush_sent(void *user_data, int *error)
