@@ -18,15 +18,8 @@ cd "$WORK"
 MiB=$((1024 * 1024))
 
 # bmapkit under the name bmaptool, behind a wrapper that records each command line.
-mkdir -p real bin client-bin client/plain exporter/cache
-ln -s "$BMAPKIT" real/bmaptool
-ARGV_LOG="$WORK/argv.log"
-cat >bin/bmaptool <<EOF
-#!/usr/bin/env bash
-{ printf bmaptool; printf ' %q' "\$@"; echo; } >>'$ARGV_LOG'
-exec '$WORK/real/bmaptool' "\$@"
-EOF
-chmod +x bin/bmaptool
+mkdir -p client-bin client/plain exporter/cache
+bmaptool_wrapper
 
 # The image: data in and after the first MiB, a partial last block.
 new_sparse client/disk.img $((8 * MiB + 1024))
@@ -125,14 +118,6 @@ labgrid() {
     LG_RC=0
     PATH="$WORK/client-bin:$WORK/bin:$PATH" "$PY" "$HELPER" env.yaml "$@" \
         >.out 2>.err || LG_RC=$?
-}
-
-# expect_argv LINE: the only command line recorded since the last call is LINE.
-expect_argv() {
-    local got
-    got=$(cat "$ARGV_LOG" 2>/dev/null || true)
-    rm -f "$ARGV_LOG"
-    [ "$got" = "$1" ] || fail "bmaptool ran as '$got', expected '$1'"
 }
 
 # expect_written WHAT [bmap]: the helper succeeded and the disk holds the image; with

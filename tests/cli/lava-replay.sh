@@ -16,15 +16,7 @@ cd "$WORK"
 MiB=$((1024 * 1024))
 
 # bmapkit under the name bmaptool, behind a wrapper that records each command line.
-mkdir -p real bin
-ln -s "$BMAPKIT" real/bmaptool
-ARGV_LOG="$WORK/argv.log"
-cat >bin/bmaptool <<EOF
-#!/usr/bin/env bash
-{ printf bmaptool; printf ' %q' "\$@"; echo; } >>'$ARGV_LOG'
-exec '$WORK/real/bmaptool' "\$@"
-EOF
-chmod +x bin/bmaptool
+bmaptool_wrapper
 
 # The image where the dispatcher's download step leaves it: data in and after the
 # first MiB, a partial last block.
@@ -64,14 +56,6 @@ if ret is None:
 sys.exit(ret)
 EOF
     tr -d '\r' <.tty.raw >.tty
-}
-
-# expect_argv LINE: the only command line recorded since the last call is LINE.
-expect_argv() {
-    local got
-    got=$(cat "$ARGV_LOG" 2>/dev/null || true)
-    rm -f "$ARGV_LOG"
-    [ "$got" = "$1" ] || fail "bmaptool ran as '$got', expected '$1'"
 }
 
 # expect_ok WHAT: exit status 0 and no error or warning on the terminal.

@@ -158,6 +158,30 @@ attach_loop() {
     at_exit "losetup -d '$LOOP' 2>/dev/null"
 }
 
+# ---------------------------------------------------------------- bmapkit as bmaptool
+
+# bmaptool_wrapper: bmapkit under the name bmaptool in $WORK/bin (put it first on PATH),
+# behind a wrapper that appends each command line it runs with to $ARGV_LOG.
+bmaptool_wrapper() {
+    mkdir -p "$WORK/real" "$WORK/bin"
+    ln -sf "$BMAPKIT" "$WORK/real/bmaptool"
+    ARGV_LOG="$WORK/argv.log"
+    cat >"$WORK/bin/bmaptool" <<EOF
+#!/usr/bin/env bash
+{ printf bmaptool; printf ' %q' "\$@"; echo; } >>'$ARGV_LOG'
+exec '$WORK/real/bmaptool' "\$@"
+EOF
+    chmod +x "$WORK/bin/bmaptool"
+}
+
+# expect_argv LINE: the only command line recorded since the last call is LINE.
+expect_argv() {
+    local got
+    got=$(cat "$ARGV_LOG" 2>/dev/null || true)
+    rm -f "$ARGV_LOG"
+    [ "$got" = "$1" ] || fail "bmaptool ran as '$got', expected '$1'"
+}
+
 # ---------------------------------------------------------------- building images
 
 # Block size of the file system holding DIR, which is what create uses.
