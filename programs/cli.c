@@ -71,7 +71,7 @@ const char *cli_hint(const struct bk_error *err)
 
 const char *cli_dest_hint(const struct bk_error *err, const char *dest)
 {
-    static char hint[512];
+    static char hint[1024];
     struct stat st;
     /* The library says the open was refused; who may open a disk is the system's setup. */
     if ((err->sys_errno != EACCES && err->sys_errno != EPERM) || stat(dest, &st) < 0 ||
