@@ -58,5 +58,33 @@ sudo=""
 echo "installing:$missing" >&2
 export DEBIAN_FRONTEND=noninteractive
 $sudo apt-get update -qq
+
+# The tests start their own sshd and nginx on 127.0.0.1, on ports of their own. The
+# packages would also start (and enable) system-wide servers on ports 22 and 80, which
+# this machine did not have before: keep them from starting while installing (a
+# policy-rc.d, unless one exists), and disable the services they newly bring.
+servers=""
+for p in openssh-server nginx-light; do
+    case " $missing " in *" $p "*) servers="$servers $p" ;; esac
+done
+policy=/usr/sbin/policy-rc.d
+own_policy=""
+if [ -n "$servers" ] && [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\n# bmapkit install-deps: no service starts while it installs.\nexit 101\n' |
+        $sudo tee "$policy" >/dev/null && $sudo chmod 755 "$policy" && own_policy=1
+fi
+rc=0
 # shellcheck disable=SC2086
-$sudo apt-get install -y -qq --no-install-recommends $missing >/dev/null
+$sudo apt-get install -y -qq --no-install-recommends $missing >/dev/null || rc=$?
+[ -z "$own_policy" ] || $sudo rm -f "$policy"
+for p in $servers; do
+    case $p in openssh-server) unit=ssh ;; nginx-light) unit=nginx ;; esac
+    if command -v systemctl >/dev/null 2>&1; then
+        $sudo systemctl disable --quiet "$unit.service" 2>/dev/null || true
+    fi
+    if command -v update-rc.d >/dev/null 2>&1; then
+        $sudo update-rc.d "$unit" disable >/dev/null 2>&1 || true
+    fi
+    echo "installed $p for the tests; its system service $unit is left disabled" >&2
+done
+exit $rc
