@@ -492,11 +492,6 @@ bool bk_net_ranges(const struct bk_net *n)
     return n->ranges;
 }
 
-uint64_t bk_net_received(const struct bk_net *n)
-{
-    return n->received;
-}
-
 uint64_t bk_net_pos(const struct bk_net *n)
 {
     return n->pos;

@@ -49,9 +49,6 @@ int64_t bk_net_size(const struct bk_net *n);
 /* Whether the server honours ranges (bk_net_start at any offset). */
 bool bk_net_ranges(const struct bk_net *n);
 
-/* Bytes of the file received so far, over every transfer. */
-uint64_t bk_net_received(const struct bk_net *n);
-
 /* Offset of the next byte the current transfer hands out, and whether one is running. */
 uint64_t bk_net_pos(const struct bk_net *n);
 bool bk_net_active(const struct bk_net *n);

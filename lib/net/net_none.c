@@ -57,12 +57,6 @@ bool bk_net_ranges(const struct bk_net *n)
     return false;
 }
 
-uint64_t bk_net_received(const struct bk_net *n)
-{
-    (void)n;
-    return 0;
-}
-
 uint64_t bk_net_pos(const struct bk_net *n)
 {
     (void)n;
