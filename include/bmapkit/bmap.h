@@ -10,6 +10,7 @@
 #include "bmapkit/api.h"
 #include "bmapkit/digest.h"
 #include "bmapkit/error.h"
+#include "bmapkit/fetch.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -138,6 +139,10 @@ BK_API int bk_bmap_write_fd(const struct bk_bmap *bmap, int fd, const char *name
  * filled (BK_E_IO with ENOENT when none exists).
  */
 BK_API int bk_bmap_find(const char *image_path, char *out, size_t cap, struct bk_error *err);
+
+/* bk_bmap_find, with OPTS for a URL (NULL: the defaults). */
+BK_API int bk_bmap_find_fetch(const char *image_path, const struct bk_fetch_options *opts,
+                              char *out, size_t cap, struct bk_error *err);
 
 #ifdef __cplusplus
 }

@@ -14,6 +14,7 @@
 #include "bmapkit/digest.h"
 #include "bmapkit/disk.h"
 #include "bmapkit/error.h"
+#include "bmapkit/fetch.h"
 #include "bmapkit/format.h"
 #include "bmapkit/map.h"
 #include "bmapkit/signature.h"

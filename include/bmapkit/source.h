@@ -9,6 +9,7 @@
 
 #include "bmapkit/api.h"
 #include "bmapkit/error.h"
+#include "bmapkit/fetch.h"
 #include "bmapkit/format.h"
 
 #ifdef __cplusplus
@@ -62,6 +63,26 @@ BK_API int bk_source_pread(struct bk_source *src, void *buf, size_t len, uint64_
 
 /* Close SRC and free it (NULL is fine). */
 BK_API void bk_source_close(struct bk_source *src);
+
+/*
+ * bk_source_open_file, with OPTS for a URL (NULL: the defaults). A local path ignores
+ * OPTS.
+ */
+BK_API struct bk_source *bk_source_open_file_fetch(const char *path,
+                                                   const struct bk_fetch_options *opts,
+                                                   struct bk_error *err);
+
+/* bk_source_open_image, with OPTS for a URL (NULL: the defaults). */
+BK_API struct bk_source *bk_source_open_image_fetch(const char *path,
+                                                    const struct bk_fetch_options *opts,
+                                                    enum bk_format *format, struct bk_error *err);
+
+/*
+ * Bytes SRC (or the source it decodes, down the stack) has received from the network so
+ * far, retries included; 0 for a local file or standard input. Safe to call from another
+ * thread while a copy reads SRC.
+ */
+BK_API uint64_t bk_source_fetched(const struct bk_source *src);
 
 #ifdef __cplusplus
 }

@@ -10,14 +10,14 @@
 #include <sys/stat.h>
 
 /* 0 when the candidate exists, 1 when not, -1 when a URL could not be asked (ERR). */
-static int try_candidate(const char *base, size_t len, char *out, size_t cap, bool url,
-                         struct bk_error *err)
+static int try_candidate(const char *base, size_t len, char *out, size_t cap,
+                         const struct bk_net_options *url, struct bk_error *err)
 {
     int n = snprintf(out, cap, "%.*s.bmap", (int)len, base);
     if (n <= 0 || (size_t)n >= cap)
         return 1;
     if (url) {
-        int there = bk_net_exists(out, NULL, err);
+        int there = bk_net_exists(out, url, err);
         return there < 0 ? -1 : !there;
     }
     struct stat st;
@@ -26,6 +26,14 @@ static int try_candidate(const char *base, size_t len, char *out, size_t cap, bo
 
 int bk_bmap_find(const char *image_path, char *out, size_t cap, struct bk_error *err)
 {
+    return bk_bmap_find_fetch(image_path, NULL, out, cap, err);
+}
+
+int bk_bmap_find_fetch(const char *image_path, const struct bk_fetch_options *opts, char *out,
+                       size_t cap, struct bk_error *err)
+{
+    struct bk_net_options no;
+    bk_net_options_from(&no, opts);
     /* A file: URL is its local file, and the bmap found is named by its path. */
     char local[4096];
     if (bk_net_file_path(image_path, local, sizeof local))
@@ -45,7 +53,7 @@ int bk_bmap_find(const char *image_path, char *out, size_t cap, struct bk_error 
     if (!url)
         name_start = slash ? name_start : 0;
     for (;;) {
-        int rc = try_candidate(image_path, len, out, cap, url, err);
+        int rc = try_candidate(image_path, len, out, cap, url ? &no : NULL, err);
         if (rc == 0)
             return 0;
         if (rc < 0) {

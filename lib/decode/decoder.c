@@ -10,6 +10,7 @@ void bk_source_init_decoder(struct bk_source *pub, const struct bk_source *in,
         .size = -1,
         .seekable = false,
         .decodes = true,
+        .below = in,
         .ops = ops,
         .priv = priv,
     };

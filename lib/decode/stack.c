@@ -146,7 +146,13 @@ struct bk_source *bk_decode_stack(struct bk_source *raw, const char *name_hint,
 struct bk_source *bk_source_open_image(const char *path, enum bk_format *format,
                                        struct bk_error *err)
 {
-    struct bk_source *src = bk_source_open_file(path, err);
+    return bk_source_open_image_fetch(path, NULL, format, err);
+}
+
+struct bk_source *bk_source_open_image_fetch(const char *path, const struct bk_fetch_options *opts,
+                                             enum bk_format *format, struct bk_error *err)
+{
+    struct bk_source *src = bk_source_open_file_fetch(path, opts, err);
     if (!src)
         return NULL;
     return bk_decode_stack(src, strcmp(path, "-") == 0 ? NULL : path, format, err);

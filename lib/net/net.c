@@ -48,12 +48,6 @@ struct bk_net {
     char errbuf[CURL_ERROR_SIZE];
 };
 
-void bk_net_options_default(struct bk_net_options *o)
-{
-    *o = (struct bk_net_options){
-        .connect_timeout_ms = 30000, .stall_seconds = 60, .retries = 4, .backoff_ms = 250};
-}
-
 bool bk_net_available(void)
 {
     return true;
@@ -495,6 +489,11 @@ bool bk_net_ranges(const struct bk_net *n)
 uint64_t bk_net_pos(const struct bk_net *n)
 {
     return n->pos;
+}
+
+uint64_t bk_net_received(const struct bk_net *n)
+{
+    return n->received;
 }
 
 bool bk_net_active(const struct bk_net *n)

@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "bmapkit/error.h"
+#include "bmapkit/fetch.h"
 #include "common/url.h"
 
 struct bk_net_options {
@@ -22,10 +23,14 @@ struct bk_net_options {
     long stall_seconds;      /* a transfer that receives nothing this long fails */
     unsigned retries;        /* of a transfer that broke off, each from the byte reached */
     long backoff_ms;         /* before the first retry; doubled for each next one */
+    unsigned requests;       /* transfers in flight at once */
 };
 
-/* The defaults: system CAs, 30 s to connect, 60 s of stall, 4 retries from 250 ms. */
+/* The defaults: system CAs, 30 s to connect, 60 s of stall, 4 retries from 250 ms, 4 requests. */
 void bk_net_options_default(struct bk_net_options *o);
+
+/* O from the public FETCH options (NULL: the defaults), zero fields meaning the default. */
+void bk_net_options_from(struct bk_net_options *o, const struct bk_fetch_options *fetch);
 
 /* Whether this build can open URLs (it was built with libcurl). */
 bool bk_net_available(void);
@@ -61,6 +66,9 @@ int bk_net_start(struct bk_net *n, uint64_t start, uint64_t end, struct bk_error
 
 /* Up to LEN next bytes of the current transfer; *GOT is 0 at its end. */
 int bk_net_pull(struct bk_net *n, void *buf, size_t len, size_t *got, struct bk_error *err);
+
+/* Bytes received from the network so far, retries included. */
+uint64_t bk_net_received(const struct bk_net *n);
 
 void bk_net_close(struct bk_net *n);
 

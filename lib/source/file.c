@@ -68,8 +68,14 @@ static const struct bk_source_ops file_ops = {
 
 struct bk_source *bk_source_open_file(const char *path, struct bk_error *err)
 {
+    return bk_source_open_file_fetch(path, NULL, err);
+}
+
+struct bk_source *bk_source_open_file_fetch(const char *path, const struct bk_fetch_options *opts,
+                                            struct bk_error *err)
+{
     if (bk_net_is_url(path))
-        return bk_source_open_url(path, err);
+        return bk_source_open_url(path, opts, err);
     char local[4096];
     if (bk_net_file_path(path, local, sizeof local))
         path = local;

@@ -59,6 +59,7 @@ struct bk_source *bk_source_peekable(struct bk_source *in, size_t cap, struct bk
     p->pub = *in;
     p->pub.priv = p;
     p->pub.ops = &peek_ops;
+    p->pub.below = in;
     return &p->pub;
 }
 

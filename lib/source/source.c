@@ -100,6 +100,13 @@ int bk_source_skip_full(struct bk_source *src, uint64_t len, uint64_t offset, vo
     return 0;
 }
 
+uint64_t bk_source_fetched(const struct bk_source *src)
+{
+    while (src && src->below)
+        src = src->below;
+    return src && src->ops->fetched ? src->ops->fetched(src) : 0;
+}
+
 void bk_source_close(struct bk_source *src)
 {
     if (src)

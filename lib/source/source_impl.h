@@ -26,6 +26,8 @@ struct bk_source_ops {
      * *SKIPPED is less than LEN only at the end.
      */
     int (*skip)(struct bk_source *src, uint64_t len, uint64_t *skipped, struct bk_error *err);
+    /* Optional: bytes received from the network so far; may be called from any thread. */
+    uint64_t (*fetched)(const struct bk_source *src);
     /*
      * Optional: the areas [start, end) that will be read with pread, ascending, before
      * the first read, so a source that must decode can work ahead on all CPUs. The
@@ -43,6 +45,8 @@ struct bk_source {
     bool seekable;
     /* Reading decodes: the reading thread is busy, and a copy leaves it a CPU. */
     bool decodes;
+    /* The source this one reads (a decoder's input), or NULL at the bottom of a stack. */
+    const struct bk_source *below;
     void *priv;
 };
 
@@ -50,7 +54,8 @@ struct bk_source {
  * Open an http, https or ftp URL: seekable when the server honours ranges and says the
  * size, else read once from the start. Named by the URL without its password.
  */
-struct bk_source *bk_source_open_url(const char *url, struct bk_error *err);
+struct bk_source *bk_source_open_url(const char *url, const struct bk_fetch_options *opts,
+                                     struct bk_error *err);
 
 /* Tell SRC the areas it will be asked for (see the plan operation); 0 when it has none. */
 int bk_source_plan(struct bk_source *src, const struct bk_area *areas, size_t count,

@@ -11,6 +11,7 @@
 #include "net/net.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -31,6 +32,7 @@ struct url_source {
     size_t wlen;
     struct bk_area *areas;
     size_t n_areas;
+    _Atomic uint64_t fetched; /* the transfer's count, for other threads */
 };
 
 /* Copy from the window what it holds at OFF; 0 when nothing. */
@@ -102,6 +104,7 @@ static int url_pread(struct bk_source *src, void *buf, size_t len, uint64_t offs
     struct url_source *u = src->priv;
     pthread_mutex_lock(&u->lock);
     int rc = url_pread_locked(u, buf, len, offset, got, err);
+    atomic_store_explicit(&u->fetched, bk_net_received(u->net), memory_order_relaxed);
     pthread_mutex_unlock(&u->lock);
     return rc;
 }
@@ -124,6 +127,7 @@ static int url_read(struct bk_source *src, void *buf, size_t len, size_t *got, s
     }
     if (rc == 0)
         u->rpos += *got;
+    atomic_store_explicit(&u->fetched, bk_net_received(u->net), memory_order_relaxed);
     pthread_mutex_unlock(&u->lock);
     return rc;
 }
@@ -155,14 +159,22 @@ static void url_close(struct bk_source *src)
     free(u);
 }
 
+static uint64_t url_fetched(const struct bk_source *src)
+{
+    const struct url_source *u = src->priv;
+    return atomic_load_explicit(&u->fetched, memory_order_relaxed);
+}
+
 static const struct bk_source_ops url_ops = {
     .read = url_read,
     .pread = url_pread,
     .plan = url_plan,
+    .fetched = url_fetched,
     .close = url_close,
 };
 
-struct bk_source *bk_source_open_url(const char *url, struct bk_error *err)
+struct bk_source *bk_source_open_url(const char *url, const struct bk_fetch_options *opts,
+                                     struct bk_error *err)
 {
     struct url_source *u = calloc(1, sizeof *u);
     if (u)
@@ -173,7 +185,9 @@ struct bk_source *bk_source_open_url(const char *url, struct bk_error *err)
         bk_error_set(err, BK_E_NOMEM, 0, "out of memory");
         return NULL;
     }
-    u->net = bk_net_open(url, NULL, WINDOW, err);
+    struct bk_net_options no;
+    bk_net_options_from(&no, opts);
+    u->net = bk_net_open(url, &no, WINDOW, err);
     if (!u->net) {
         free(u->win);
         free(u);

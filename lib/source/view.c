@@ -39,6 +39,7 @@ struct bk_source *bk_source_view(struct bk_source *in, uint64_t at, struct bk_er
     }
     v->in = in;
     v->at = at;
-    v->pub = (struct bk_source){.ops = &view_ops, .name = in->name, .size = -1, .priv = v};
+    v->pub =
+        (struct bk_source){.ops = &view_ops, .name = in->name, .size = -1, .below = in, .priv = v};
     return &v->pub;
 }

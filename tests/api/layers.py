@@ -35,6 +35,7 @@ PUBLIC = {
     "map.h": "create",
     "create.h": "create",
     "format.h": "source",
+    "fetch.h": "net",
     "source.h": "source",
     "disk.h": "os",
     "dest.h": "dest",
