@@ -42,6 +42,12 @@ pass() {
     echo "ok: $*"
 }
 
+# Whether the quick form of slow tests was asked for (the sanitizer run of scripts/test.sh
+# sets BMAPKIT_TEST_QUICK=1; the normal build runs everything).
+test_quick() {
+    [ "${BMAPKIT_TEST_QUICK:-0}" = 1 ]
+}
+
 # A single case not run in this environment; the rest of the script goes on.
 note_skip() {
     echo "skip: $*"
