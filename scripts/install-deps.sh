@@ -22,7 +22,7 @@ libgpgme-dev libnbd-dev libcurl4-openssl-dev"
 #   api-install-prefix formats bmapkit(3) with groff and links statically (libarchive's
 #   static libraries need -lacl, and libcurl's name nghttp2, rtmp, ssh2, psl, krb5, ldap)
 # - NBD destinations and their fallback over ssh: nbdkit (above), sshd and ssh on 127.0.0.1
-# - images from URLs (copy-http): an nginx on 127.0.0.1
+# - images from URLs (copy-http, copy-https, copy-ftp): an nginx and a vsftpd on 127.0.0.1
 # - the packaging and integration tests: debhelper, lintian, labgrid (and the rsync it
 #   copies images to an exporter with), udev, bash-completion,
 #   tmux for the terminal width of the progress line
@@ -35,7 +35,7 @@ nbdkit libnbd-bin fuse3
 xz-utils zstd lz4 bzip2 gzip pigz pbzip2 lzop tar zip unzip
 python3 diffutils time
 gnupg groff-base libacl1-dev
-openssh-server openssh-client nginx-light
+openssh-server openssh-client nginx-light vsftpd
 debhelper dpkg-dev fakeroot lintian python3-labgrid rsync udev bash-completion tmux
 libnghttp2-dev librtmp-dev libssh2-1-dev libpsl-dev libkrb5-dev libldap2-dev
 debootstrap git"
@@ -59,12 +59,12 @@ echo "installing:$missing" >&2
 export DEBIAN_FRONTEND=noninteractive
 $sudo apt-get update -qq
 
-# The tests start their own sshd and nginx on 127.0.0.1, on ports of their own. The
-# packages would also start (and enable) system-wide servers on ports 22 and 80, which
+# The tests start their own sshd, nginx and vsftpd on 127.0.0.1, on ports of their own. The
+# packages would also start (and enable) system-wide servers on ports 22, 80 and 21, which
 # this machine did not have before: keep them from starting while installing (a
 # policy-rc.d, unless one exists), and disable the services they newly bring.
 servers=""
-for p in openssh-server nginx-light; do
+for p in openssh-server nginx-light vsftpd; do
     case " $missing " in *" $p "*) servers="$servers $p" ;; esac
 done
 policy=/usr/sbin/policy-rc.d
@@ -78,7 +78,7 @@ rc=0
 $sudo apt-get install -y -qq --no-install-recommends $missing >/dev/null || rc=$?
 [ -z "$own_policy" ] || $sudo rm -f "$policy"
 for p in $servers; do
-    case $p in openssh-server) unit=ssh ;; nginx-light) unit=nginx ;; esac
+    case $p in openssh-server) unit=ssh ;; nginx-light) unit=nginx ;; vsftpd) unit=vsftpd ;; esac
     if command -v systemctl >/dev/null 2>&1; then
         $sudo systemctl disable --quiet "$unit.service" 2>/dev/null || true
     fi
