@@ -30,7 +30,7 @@ libgpgme-dev libnbd-dev libcurl4-openssl-dev"
 test_pkgs="libcmocka-dev g++ binutils
 clang libclang-rt-14-dev
 bmap-tools
-e2fsprogs dosfstools mtools fdisk util-linux mount bsdutils
+e2fsprogs dosfstools mtools fdisk gdisk util-linux mount bsdutils
 nbdkit libnbd-bin fuse3
 xz-utils zstd lz4 bzip2 gzip pigz pbzip2 lzop tar zip unzip
 python3 diffutils time
