@@ -99,8 +99,6 @@ static int report_gpt(struct progress *progress, const struct copy_plan *plan,
     }
     if (g == BK_COPY_GPT_MOVED || g == BK_COPY_GPT_AT_END) {
         cli_info("%s", st->gpt_note);
-        progress_event(progress, "gpt", "\"relocated\":%s",
-                       g == BK_COPY_GPT_MOVED ? "true" : "false");
         return EXIT_OK;
     }
     char msg[sizeof st->gpt_note + PATH_MAX + 96];
