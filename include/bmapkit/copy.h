@@ -130,8 +130,10 @@ BK_API void bk_copy_set_zero_unmapped(struct bk_copy *job, bool zero);
  * image's end and the destination is larger: write the backup table and header to the
  * destination's last sectors, point the primary header (and a protective MBR that
  * covered the whole image) at them, flush and read them back. A hybrid MBR, a damaged
- * GPT or one laid out for another sector size is left alone. Either way the statistics
- * (gpt, gpt_note) say what was found, also without this setting.
+ * GPT or one laid out for another sector size is left alone (no GPT either); from a
+ * seekable source that is checked first, and bk_copy_run fails with BK_E_UNSUPPORTED
+ * before writing anything. The statistics (gpt, gpt_note) say what was found, also
+ * without this setting.
  */
 BK_API void bk_copy_set_relocate_gpt(struct bk_copy *job, bool relocate);
 

@@ -58,4 +58,10 @@ int copy_zero_unmapped(struct bk_copy *job, struct bk_error *err);
    backup when the job asks (gpt.c). */
 int copy_gpt(struct bk_copy *job, struct bk_error *err);
 
+/*
+ * Before anything is written, with a seekable image: refuse (BK_E_UNSUPPORTED) to move
+ * a GPT that the copy would find it cannot move.
+ */
+int copy_gpt_precheck(struct bk_copy *job, struct bk_error *err);
+
 #endif

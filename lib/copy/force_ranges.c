@@ -272,7 +272,9 @@ static const struct bk_source_ops tap_ops = {
 int copy_extras_begin(struct bk_copy *job, struct bk_error *err)
 {
     struct copy_extras *x = job->extras;
-    if (!x || x->n_forced == 0 || !job->bmap)
+    if (copy_gpt_precheck(job, err) < 0)
+        return -1;
+    if (x->n_forced == 0 || !job->bmap)
         return 0;
     struct copy_forced *f = forced_new(job->bmap, x, err);
     if (!f)

@@ -31,6 +31,8 @@ struct gpt_header {
 struct gpt {
     struct bk_copy *job;
     struct bk_dest *dest;
+    struct bk_source *image; /* read the image here instead of the destination: a check
+                                before the copy */
     uint32_t sector;
     uint64_t dev_lbas, image_lbas;
     uint8_t *lba01;  /* the first two sectors: MBR, primary header */
@@ -106,6 +108,14 @@ static int read_exact(struct bk_dest *d, uint8_t *buf, size_t len, uint64_t offs
     return 0;
 }
 
+/* The image's bytes: from the source before the copy, from the destination after it. */
+static int gpt_read(struct gpt *g, uint8_t *buf, size_t len, uint64_t offset, struct bk_error *err)
+{
+    if (g->image)
+        return bk_source_pread_full(g->image, buf, len, offset, err);
+    return read_exact(g->dest, buf, len, offset, err);
+}
+
 static void parse_header(const uint8_t *p, struct gpt_header *h)
 {
     h->size = bk_load_le32(p + 12);
@@ -153,8 +163,8 @@ static const char *header_problem(const struct gpt *g, const uint8_t *p, struct 
 /* The table of header H, read into g->table, and whether its CRC matches. */
 static int read_table(struct gpt *g, const struct gpt_header *h, bool *good, struct bk_error *err)
 {
-    if (read_exact(g->dest, g->table, (size_t)(g->table_lbas * g->sector),
-                   h->entries_lba * g->sector, err) < 0)
+    if (gpt_read(g, g->table, (size_t)(g->table_lbas * g->sector), h->entries_lba * g->sector,
+                 err) < 0)
         return -1;
     *good = crc32_ieee(g->table, (size_t)h->entries * h->entry_size) == h->entries_crc;
     return 0;
@@ -191,7 +201,7 @@ static int inspect(struct gpt *g, uint64_t image_size, struct bk_error *err)
     if (!probe)
         return bk_error_set(err, BK_E_NOMEM, 0, "out of memory");
     size_t want = image_size < 8192 ? 1024 : 8192;
-    int rc = read_exact(g->dest, probe, want, 0, err);
+    int rc = gpt_read(g, probe, want, 0, err);
     uint32_t found = 0;
     if (rc == 0 && memcmp(probe + 512, GPT_SIGNATURE, 8) == 0)
         found = 512;
@@ -214,7 +224,7 @@ static int inspect(struct gpt *g, uint64_t image_size, struct bk_error *err)
     g->backup = sectors(found);
     if (!g->lba01 || !g->backup)
         return bk_error_set(err, BK_E_NOMEM, 0, "out of memory");
-    if (read_exact(g->dest, g->lba01, 2 * found, 0, err) < 0)
+    if (gpt_read(g, g->lba01, 2 * found, 0, err) < 0)
         return -1;
     const char *why = mbr_problem(g);
     if (why)
@@ -246,7 +256,7 @@ static int inspect(struct gpt *g, uint64_t image_size, struct bk_error *err)
         return note(job, BK_COPY_GPT_LEFT_ALONE,
                     "the primary partition table's CRC does not "
                     "match");
-    if (read_exact(g->dest, g->backup, found, h->alt_lba * found, err) < 0)
+    if (gpt_read(g, g->backup, found, h->alt_lba * found, err) < 0)
         return -1;
     struct gpt_header *b = &g->second;
     why = header_problem(g, g->backup, b, h->alt_lba);
@@ -384,4 +394,24 @@ int copy_gpt(struct bk_copy *job, struct bk_error *err)
     free(g.backup);
     free(g.table);
     return rc;
+}
+
+int copy_gpt_precheck(struct bk_copy *job, struct bk_error *err)
+{
+    struct bk_dest *d = job->dest;
+    if (!job->extras->relocate_gpt || !job->src->seekable || !job->bmap ||
+        !(d->caps & BK_DEST_CAN_READ) || d->size == UINT64_MAX)
+        return 0;
+    struct gpt g = {.job = job, .dest = d, .image = job->src};
+    int rc = inspect(&g, job->bmap->image_size, err);
+    free(g.lba01);
+    free(g.backup);
+    free(g.table);
+    enum bk_copy_gpt state = job->stats.gpt;
+    job->stats.gpt = BK_COPY_GPT_UNCHECKED;
+    if (rc < 0 || (state != BK_COPY_GPT_NONE && state != BK_COPY_GPT_LEFT_ALONE))
+        return rc < 0 ? -1 : 0;
+    return bk_error_set(err, BK_E_UNSUPPORTED, 0,
+                        "%s: its GPT cannot be moved to the end of %s: %s", job->src->name, d->name,
+                        job->stats.gpt_note);
 }

@@ -3,7 +3,8 @@
 # (root; also with 4096-byte sectors) gets its backup header and table at the end, and
 # sfdisk --verify and sgdisk -v find nothing wrong; without the option a one-line note
 # says so and the bytes equal the image. No GPT, a hybrid MBR, a damaged backup and a
-# GPT for other sectors are each left alone with one error line.
+# GPT for other sectors are each refused with one error line, before anything is
+# written when the image is a file.
 source "$TESTS_DIR/lib.sh"
 require_tools sfdisk sgdisk nbdkit python3 losetup cmp
 cd "$WORK"
@@ -109,30 +110,38 @@ verified moved.exp img
 rest_equals_image moved.exp img
 pass "an NBD export: backup moved to the end, sfdisk and sgdisk content"
 
-# Refusals: the copy is made, the GPT left alone, one error line, exit 1.
+# Refusals. From a file the image is checked first: one error line, exit 1, nothing
+# written. From a pipe it can be checked only once written: the same line afterwards.
+nothing_written() {
+    cmp -n $((32 * MiB)) /dev/zero "$1" || fail "nothing should have been written to $1"
+}
 truncate -s $SIZE dos.img
 printf 'label: dos\n,2M\n' | sfdisk -q dos.img >/dev/null
 $BMAPKIT -q create -o dos.img.bmap dos.img
-export_copy dos.exp expect_fail 1 "GPT not relocated: the image has no GPT header at byte 512 or 4096; the image itself was written as it is" \
+export_copy dos.exp expect_fail 1 "^bmapkit: error: dos.img: its GPT cannot be moved to the end of nbd.*: the image has no GPT header at byte 512 or 4096; nothing was written to" \
     $BMAPKIT copy -q --relocate-gpt dos.img
-cmp -n $SIZE dos.img dos.exp || fail "the image should be written as it is"
-expect_fail 1 "out.img: GPT not relocated: the image has no GPT header" \
+nothing_written dos.exp
+expect_fail 1 "dos.img: its GPT cannot be moved to the end of out.img: the image has no GPT header" \
     $BMAPKIT copy -q --relocate-gpt dos.img out.img
+piped() { cat dos.img | "$@"; }
+export_copy piped.exp expect_fail 1 "GPT not relocated: the image has no GPT header at byte 512 or 4096; the image itself was written as it is" \
+    piped $BMAPKIT copy -q --relocate-gpt --bmap dos.img.bmap -
+cmp -n $SIZE dos.img piped.exp || fail "from a pipe the image should be written as it is"
 
 cp img hybrid.img
 sgdisk -h 1 hybrid.img >/dev/null
 $BMAPKIT -q create -o hybrid.img.bmap hybrid.img
-export_copy hybrid.exp expect_fail 1 "GPT not relocated: the image has a hybrid MBR" \
+export_copy hybrid.exp expect_fail 1 "hybrid.img: its GPT cannot be moved to the end of .*: the image has a hybrid MBR" \
     $BMAPKIT copy -q --relocate-gpt hybrid.img
-cmp -n $SIZE hybrid.img hybrid.exp || fail "the hybrid image should be written as it is"
+nothing_written hybrid.exp
 
 cp img damaged.img
 printf '\377' | dd of=damaged.img bs=1 seek=$((SIZE - 512 + 40)) conv=notrunc status=none
 $BMAPKIT -q create -o damaged.img.bmap damaged.img
-export_copy damaged.exp expect_fail 1 "GPT not relocated: the backup GPT header has a header CRC that does not match" \
+export_copy damaged.exp expect_fail 1 "damaged.img: its GPT cannot be moved to the end of .*: the backup GPT header has a header CRC that does not match" \
     $BMAPKIT copy -q --relocate-gpt damaged.img
-cmp -n $SIZE damaged.img damaged.exp || fail "the damaged image should be written as it is"
-pass "no GPT, a hybrid MBR, a damaged backup: one error line each, the image written as it is"
+nothing_written damaged.exp
+pass "no GPT, a hybrid MBR, a damaged backup: one error line each, before writing (after, from a pipe)"
 
 expect_fail 2 "--force-range, --zero-unmapped and --relocate-gpt apply only to a DEST on this host" \
     $BMAPKIT copy --relocate-gpt img ssh://localhost/dev/null
@@ -165,6 +174,6 @@ attach_loop img4k --sector-size 4096 || fail "losetup: $(cat .losetup.err)"
 verified "$DISK4K" "$LOOP" 4096
 pass "4096-byte sectors: backup moved to the last 4 KiB sector"
 
-expect_fail 1 "GPT not relocated: the image's GPT is laid out for 512-byte sectors, and /dev/loop[0-9]+ has 4096-byte sectors" \
+expect_fail 1 "img: its GPT cannot be moved to the end of /dev/loop[0-9]+: the image's GPT is laid out for 512-byte sectors, and /dev/loop[0-9]+ has 4096-byte sectors" \
     $BMAPKIT copy -q --relocate-gpt img "$DISK4K"
 pass "a 512-byte-sector GPT on a 4096-byte-sector device: left alone"
