@@ -117,7 +117,7 @@ int copy_report_extras(struct progress *progress, const struct copy_plan *plan,
         cli_info("wrote %s the bmap leaves out, in %zu forced range(s)%s",
                  cli_human_bytes(st->forced_bytes, a, sizeof a), st->ranges_forced,
                  plan->readback ? ", read back and checked" : " (not verified without --readback)");
-    if (plan->zero_unmapped)
+    if (plan->zero_unmapped && plan->bmap)
         cli_info("unmapped space reads as zeros on %s: %s, of which %s released (holes or "
                  "unmapped blocks), %s zeroed by the device, %s written as zeros",
                  plan->dest_path, cli_human_bytes(st->zeroed_bytes, a, sizeof a),

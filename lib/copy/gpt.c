@@ -387,9 +387,18 @@ int copy_gpt(struct bk_copy *job, struct bk_error *err)
     if (!want && d->size <= image_size)
         return 0;
     struct gpt g = {.job = job, .dest = d};
-    int rc = inspect(&g, image_size, err);
+    struct bk_error look;
+    bk_error_clear(&look);
+    int rc = inspect(&g, image_size, &look);
     if (rc == 1)
         rc = want ? relocate(&g, err) : 0;
+    else if (rc < 0 && want && err)
+        *err = look;
+    else if (rc < 0) {
+        /* Only a note was at stake: the copy itself is complete. */
+        job->stats.gpt = BK_COPY_GPT_UNCHECKED;
+        rc = 0;
+    }
     free(g.lba01);
     free(g.backup);
     free(g.table);
