@@ -47,6 +47,13 @@ static void copy_help(void)
            "      --force              write to a disk even though one of its partitions is\n"
            "                           mounted or in use (never to the running system's)\n"
            "      --no-tune            leave the block device's I/O settings alone\n"
+           "      --force-range RANGE  write these image bytes even where the bmap leaves\n"
+           "                           them out: START-END or START+LENGTH (K, M, G, T\n"
+           "                           suffixes, 0x hex); may be given several times\n"
+           "      --zero-unmapped      make the image's unmapped ranges read as zeros on DEST\n"
+           "                           (holes, zeroing that may unmap, or written zeros)\n"
+           "      --relocate-gpt       move a GPT image's backup header and table to the end\n"
+           "                           of a larger DEST\n"
            "      --ums[=SELECTOR]     write to the U-Boot UMS disk (vendor Linux, model\n"
            "                           'UMS disk N'); SELECTOR picks one of several by LUN,\n"
            "                           serial or USB port path (e.g. 0, 1-2.3); its identity\n"
@@ -92,6 +99,9 @@ enum {
     OPT_WAIT,
     OPT_REMOTE_BMAPKIT,
     OPT_BMAP_FROM_STDIN,
+    OPT_FORCE_RANGE,
+    OPT_ZERO_UNMAPPED,
+    OPT_RELOCATE_GPT,
 };
 
 static const struct option longopts[] = {
@@ -112,6 +122,9 @@ static const struct option longopts[] = {
     {"ums", optional_argument, NULL, OPT_UMS},
     {"wait", required_argument, NULL, OPT_WAIT},
     {"remote-bmapkit", required_argument, NULL, OPT_REMOTE_BMAPKIT},
+    {"force-range", required_argument, NULL, OPT_FORCE_RANGE},
+    {"zero-unmapped", no_argument, NULL, OPT_ZERO_UNMAPPED},
+    {"relocate-gpt", no_argument, NULL, OPT_RELOCATE_GPT},
     /* Internal: how a copy over ssh hands the bmap to the other host's bmapkit. */
     {"bmap-from-stdin", required_argument, NULL, OPT_BMAP_FROM_STDIN},
     {"quiet", no_argument, NULL, 'q'},
@@ -196,6 +209,14 @@ static int parse_option(int c, char **argv, struct copy_plan *plan, bool *wait_g
     case OPT_NO_SIG:
         plan->no_sig_verify = true;
         break;
+    case OPT_FORCE_RANGE:
+        return copy_parse_force_range(optarg, plan);
+    case OPT_ZERO_UNMAPPED:
+        plan->zero_unmapped = true;
+        break;
+    case OPT_RELOCATE_GPT:
+        plan->relocate_gpt = true;
+        break;
     default:
         return take_option(c, argv, plan, wait_given);
     }
@@ -214,6 +235,9 @@ static int check_remote(const char *image, const char *dest, struct copy_plan *p
             return rc;
         *remote_ums = u.ums;
     }
+    if (remote && (plan->n_forced || plan->zero_unmapped || plan->relocate_gpt))
+        return cli_usage_error("copy", "--force-range, --zero-unmapped and --relocate-gpt apply "
+                                       "only to a DEST on this host");
     if (plan->remote_bmapkit && !remote)
         return cli_usage_error("copy", "--remote-bmapkit applies only to an ssh:// DEST");
     if (!plan->remote_bmapkit)
@@ -256,6 +280,9 @@ static int parse_operands(int argc, char **argv, struct copy_plan *plan, bool wa
     if (plan->nobmap && (plan->bmap_sig || plan->keyring || plan->fingerprint))
         return cli_usage_error("copy", "--bmap-sig, --keyring and --fingerprint check the "
                                        "bmap's signature, so they cannot be used with --nobmap");
+    if (plan->nobmap && plan->n_forced)
+        return cli_usage_error("copy", "--force-range writes image bytes the bmap leaves out, and "
+                                       "--nobmap writes all of them");
     if (plan->nobmap && plan->readback)
         return cli_usage_error("copy", "--readback checks the bmap's range checksums, so it "
                                        "cannot be used with --nobmap");

@@ -12,6 +12,15 @@
 
 #include "bmapkit/bmapkit.h"
 
+/* How many --force-range options a copy takes. */
+#define COPY_FORCED_MAX 64
+
+/* One --force-range: bytes [start, start + length) of the image. */
+struct copy_forced_range {
+    uint64_t start, length;
+    const char *text; /* as given */
+};
+
 struct copy_plan {
     /* From the command line. */
     const char *image;     /* a path, or "-" */
@@ -31,6 +40,11 @@ struct copy_plan {
     bool readback;
     unsigned readback_retries;
     struct bk_dest_options dopts;
+    /* --zero-unmapped, --relocate-gpt, --force-range. */
+    bool zero_unmapped;
+    bool relocate_gpt;
+    struct copy_forced_range forced[COPY_FORCED_MAX];
+    size_t n_forced;
 
     /* Resolved. */
     char found[PATH_MAX];
@@ -69,6 +83,19 @@ int copy_resolve(struct copy_plan *plan);
  * copy_sig.c). Returns EXIT_OK, or the exit status after printing the error.
  */
 int copy_load_bmap(struct copy_plan *plan);
+
+/*
+ * --force-range, --zero-unmapped and --relocate-gpt (copy_extras.c): parse one RANGE
+ * into PLAN; check the ranges against the image before the destination is opened (the
+ * exit status after the error line); hand them to JOB; and the summary's lines, whose
+ * exit status is not EXIT_OK when --relocate-gpt could not do its part.
+ */
+struct progress;
+int copy_parse_force_range(const char *arg, struct copy_plan *plan);
+int copy_check_extras(const struct copy_plan *plan, uint64_t image_size);
+int copy_apply_extras(struct bk_copy *job, const struct copy_plan *plan, struct bk_error *err);
+int copy_report_extras(struct progress *progress, const struct copy_plan *plan,
+                       const struct bk_copy_stats *st);
 
 /* Open the destination, copy, report. Returns the exit status. */
 int copy_execute(struct copy_plan *plan);

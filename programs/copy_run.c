@@ -166,6 +166,10 @@ static int run_job(struct copy_cli *cc, const struct copy_plan *plan, struct bk_
     bk_copy_set_verified_fn(job, on_range, cc);
     bk_copy_set_readback_mismatch_fn(job, on_readback_mismatch, cc);
     bk_copy_set_cancel_fn(job, cli_cancel_requested, NULL);
+    if (copy_apply_extras(job, plan, err) < 0) {
+        bk_copy_free(job);
+        return -1;
+    }
     cli_info("copying %s to %s%s%s", plan->image, plan->dest_path,
              plan->bmap_path ? " using bmap " : "",
              plan->bmap_path ? plan->bmap_path : " without a bmap");
@@ -200,6 +204,7 @@ static int report(struct copy_cli *cc, const struct copy_plan *plan, int rc,
         if (plan->readback)
             cli_info("read back %zu range(s) from %s: all match", st->readback_checked,
                      plan->dest_path);
+        status = copy_report_extras(cc->progress, plan, st);
     }
     progress_done(cc->progress, status, st, elapsed, verification(plan, status, st));
     return status;
@@ -216,6 +221,13 @@ int copy_execute(struct copy_plan *plan)
                           : src_size >= 0 ? (uint64_t)src_size
                                           : 0;
     announce(&cc, plan, image_size);
+    if (copy_check_extras(plan, image_size) != EXIT_OK) {
+        progress_error(cc.progress, bk_code_name(BK_E_INVALID), "forced range past the image",
+                       EXIT_ERROR);
+        progress_done(cc.progress, EXIT_ERROR, &(struct bk_copy_stats){0}, 0, "not verified");
+        progress_close(cc.progress);
+        return EXIT_ERROR;
+    }
     plan->dopts.warn = on_warning;
     plan->dopts.warn_ctx = &cc;
 

@@ -19,6 +19,18 @@ extern "C" {
 /* A copy job (opaque): what to copy where, how, and afterwards what happened. */
 struct bk_copy;
 
+/* What the copy found of a GPT on the destination afterwards, and did with it. */
+enum bk_copy_gpt {
+    BK_COPY_GPT_UNCHECKED = 0, /* not looked at: the image fills the destination, or a
+                                  failure came first */
+    BK_COPY_GPT_NONE,          /* the image has no GPT */
+    BK_COPY_GPT_AT_END,        /* its backup is at the destination's end already */
+    BK_COPY_GPT_MOVABLE,       /* valid, its backup at the image's end, before the
+                                  destination's */
+    BK_COPY_GPT_LEFT_ALONE,    /* cannot be moved: a hybrid MBR, damage, another sector size */
+    BK_COPY_GPT_MOVED,         /* its backup now ends the destination */
+};
+
 /* What a copy did. Owned by the job; fields are only ever added at the end. */
 struct bk_copy_stats {
     uint64_t bytes_total;    /* bytes to copy (mapped bytes, or the image size) */
@@ -31,6 +43,16 @@ struct bk_copy_stats {
                                 be on) the destination */
     bool head_cleared;       /* zeros went to the mapped part of the first bytes before
                                 the copy, so that a failure leaves no old boot sector */
+
+    /* Forced ranges, zeroing the unmapped ranges, the GPT (added in 0.3). */
+    uint64_t forced_bytes;     /* unmapped image bytes written for the forced ranges */
+    size_t ranges_forced;      /* ranges the forced ranges added to the bmap's */
+    uint64_t zeroed_bytes;     /* unmapped bytes made to read as zeros: the three below */
+    uint64_t zeroed_released;  /* by holes, or zeroing that may unmap the blocks */
+    uint64_t zeroed_offloaded; /* by the destination's zero-out command */
+    uint64_t zeroed_written;   /* by writing zeros */
+    enum bk_copy_gpt gpt;      /* the GPT on the destination */
+    char gpt_note[192];        /* why, in words, for a message */
 };
 
 /* Range INDEX of the bmap matched its checksum (before its last bytes are written). */
@@ -82,6 +104,38 @@ BK_API void bk_copy_set_readback(struct bk_copy *job, bool readback, unsigned re
 
 /* Image bytes written last (0: BK_COPY_HEAD_BYTES). */
 BK_API void bk_copy_set_head_bytes(struct bk_copy *job, uint64_t bytes);
+
+/*
+ * Write LENGTH bytes of the image at OFFSET even where the bmap leaves them out (a
+ * boot loader's environment the image holds as zeros), rounded out to whole blocks;
+ * may be called several times. They are read with the mapped ranges in order, so a
+ * stream works too; having no checksum, they are verified only by read-back, against
+ * the digest of what was read from the image. Without a bmap every byte is written
+ * anyway. Fails with BK_E_INVALID when the range is empty or reaches past the image.
+ */
+BK_API int bk_copy_add_forced_range(struct bk_copy *job, uint64_t offset, uint64_t length,
+                                    struct bk_error *err);
+
+/*
+ * Once the mapped data is written, verified and flushed, and before the head, make
+ * every unmapped range of the image read as zeros: a hole on a file, zeroing that may
+ * unmap on a block device (a plain discard only where the device says discarded blocks
+ * read as zeros), the destination's zero command, else written zeros. Bytes past the
+ * image's end are left alone. The statistics say how much went which way.
+ */
+BK_API void bk_copy_set_zero_unmapped(struct bk_copy *job, bool zero);
+
+/*
+ * After the copy and its read-back, when the image has a GPT whose backup is at the
+ * image's end and the destination is larger: write the backup table and header to the
+ * destination's last sectors, point the primary header (and a protective MBR that
+ * covered the whole image) at them, flush and read them back. A hybrid MBR, a damaged
+ * GPT or one laid out for another sector size is left alone (no GPT either); from a
+ * seekable source that is checked first, and bk_copy_run fails with BK_E_UNSUPPORTED
+ * before writing anything. The statistics (gpt, gpt_note) say what was found, also
+ * without this setting.
+ */
+BK_API void bk_copy_set_relocate_gpt(struct bk_copy *job, bool relocate);
 
 /*
  * Progress: FN(CTX, done, total) with the bytes verified and written, on the thread

@@ -35,6 +35,7 @@ struct bk_copy {
     pthread_mutex_t cb_lock;
     bool ran;
     struct bk_copy_stats stats;
+    struct copy_extras *extras; /* forced ranges, zeroing, GPT (extras.h); NULL: none */
 };
 
 /* Whether the job was asked to stop (bk_copy_cancel or the cancellation hook). */

@@ -6,6 +6,8 @@
  */
 #include "copy/pipeline.h"
 
+#include "copy/extras.h"
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -194,6 +196,8 @@ static int copy_write_all(struct pipeline *p, struct bk_error *err)
     if (rc == 0 && !job->bmap && job->src->size < 0 && (job->dest->caps & BK_DEST_SIZED_BY_IMAGE))
         rc = bk_dest_set_size(job->dest, p->state.done_bytes, err);
     if (rc == 0)
+        rc = copy_extras_after_data(job, err);
+    if (rc == 0)
         rc = write_head(p, err);
     if (rc < 0) {
         /* Keep what was written durable; the caller reports what state it is in. */
@@ -218,6 +222,8 @@ int copy_drive(struct bk_copy *job, struct bk_error *err)
         if (rc < 0 && clear_head(p, &ignored) == 0)
             job->stats.head_written = false;
     }
+    if (rc == 0)
+        rc = copy_gpt(job, err);
     if (rc == 0)
         report_progress(job, p->state.done_bytes);
     pipeline_destroy(p);

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* The public copy job: what to copy, how, and what happened. */
-#include "copy/copy_impl.h"
+#include "copy/extras.h"
 
 #include <inttypes.h>
 #include <stdlib.h>
@@ -59,6 +59,10 @@ struct bk_copy *bk_copy_new(const struct bk_bmap *bmap, struct bk_source *src, s
     job->src = src;
     job->dest = dest;
     job->verify = true;
+    if (!copy_extras_get(job, err)) {
+        free(job);
+        return NULL;
+    }
     atomic_init(&job->cancelled, 0);
     pthread_mutex_init(&job->cb_lock, NULL);
     return job;
@@ -131,10 +135,14 @@ int bk_copy_run(struct bk_copy *job, struct bk_error *err)
         return -1;
     if (job->readback && copy_readback_check(job, err) < 0)
         return -1;
+    if (copy_extras_begin(job, err) < 0)
+        return -1;
     job->stats.bytes_total = job->bmap             ? bk_bmap_mapped_bytes(job->bmap)
                              : job->src->size >= 0 ? (uint64_t)job->src->size
                                                    : 0;
-    return copy_drive(job, err);
+    int rc = copy_drive(job, err);
+    copy_extras_end(job);
+    return rc;
 }
 
 const struct bk_copy_stats *bk_copy_get_stats(const struct bk_copy *job)
@@ -147,5 +155,6 @@ void bk_copy_free(struct bk_copy *job)
     if (!job)
         return;
     pthread_mutex_destroy(&job->cb_lock);
+    copy_extras_free(job);
     free(job);
 }

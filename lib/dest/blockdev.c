@@ -40,6 +40,7 @@ static const struct bk_dest_ops blockdev_ops = {
     .discard = blockdev_discard,
     .start_writeback = blockdev_start_writeback,
     .close = fd_dest_close,
+    .punch = fd_dest_punch,
 };
 
 /* A whole disk with its removable flag set, when only such a disk may be written. */
@@ -133,6 +134,7 @@ struct bk_dest *bk_dest_open_blockdev(const char *path, dev_t rdev, uint64_t ima
         d->caps |= BK_DEST_CAN_DISCARD;
     if (bk_blockdev_discard_zeroes(o->sysroot, f->disk))
         d->caps |= BK_DEST_DISCARD_ZEROES;
+    d->logical_block = bk_blockdev_logical_block(f->fd);
     fd_dest_open_direct(d);
     if (!o->no_tune && bk_tuning_apply(&f->tuning, o->sysroot, f->disk, o->warn, o->warn_ctx) < 0) {
         bk_error_set(err, BK_E_NOMEM, 0, "out of memory");

@@ -38,6 +38,9 @@ struct bk_dest_ops {
     void (*start_writeback)(struct bk_dest *d);
     /* Release what the implementation holds (not the bk_dest itself). */
     void (*close)(struct bk_dest *d);
+    /* Optional: make a range read as zeros, releasing its storage where the medium can (a
+       hole, unmapped blocks); BK_E_UNSUPPORTED where it cannot promise zeros that way. */
+    int (*punch)(struct bk_dest *d, uint64_t offset, uint64_t len, struct bk_error *err);
 };
 
 struct bk_dest {
@@ -46,6 +49,7 @@ struct bk_dest {
     uint64_t size; /* capacity; UINT64_MAX when unlimited */
     unsigned caps; /* enum bk_dest_capability bits */
     void *priv;
+    uint32_t logical_block; /* bytes of the device's sectors; 0 when it has none (512) */
 };
 
 /*

@@ -33,5 +33,7 @@ int fd_dest_read(struct bk_dest *d, void *buf, size_t len, uint64_t offset, size
                  struct bk_error *err);
 int fd_dest_flush(struct bk_dest *d, struct bk_error *err);
 void fd_dest_close(struct bk_dest *d);
+/* Punch a hole, keeping the size (punch.c): zeros on a file, zeroing that may unmap on a disk. */
+int fd_dest_punch(struct bk_dest *d, uint64_t offset, uint64_t len, struct bk_error *err);
 
 #endif

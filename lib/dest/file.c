@@ -24,6 +24,7 @@ static const struct bk_dest_ops file_ops = {
     .flush = fd_dest_flush,
     .set_size = file_set_size,
     .close = fd_dest_close,
+    .punch = fd_dest_punch,
 };
 
 struct bk_dest *bk_dest_open_file(const char *path, uint64_t image_size, struct bk_error *err)

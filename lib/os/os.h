@@ -90,6 +90,9 @@ bool bk_disk_node_ready(const char *sysroot, const struct bk_disk_info *disk);
 /* Capacity of the open block device FD in bytes. */
 int bk_blockdev_size(int fd, const char *name, uint64_t *size, struct bk_error *err);
 
+/* Bytes of a logical sector of the open block device FD (BLKSSZGET); 512 when unknown. */
+uint32_t bk_blockdev_logical_block(int fd);
+
 /* Discard (BLKDISCARD) or zero (BLKZEROOUT) LEN bytes at OFFSET of the block device FD. */
 int bk_blockdev_discard(int fd, const char *name, uint64_t offset, uint64_t len,
                         struct bk_error *err);

@@ -16,6 +16,12 @@ int bk_blockdev_size(int fd, const char *name, uint64_t *size, struct bk_error *
     return 0;
 }
 
+uint32_t bk_blockdev_logical_block(int fd)
+{
+    int bytes = 0;
+    return ioctl(fd, BLKSSZGET, &bytes) == 0 && bytes > 0 ? (uint32_t)bytes : 512;
+}
+
 static int range_ioctl(int fd, unsigned long request, const char *what, const char *name,
                        uint64_t offset, uint64_t len, struct bk_error *err)
 {
