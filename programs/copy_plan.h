@@ -30,6 +30,7 @@ struct copy_plan {
     bool no_sig_verify;
     bool readback;
     unsigned readback_retries;
+    bool skip_unchanged; /* --skip-unchanged */
     struct bk_dest_options dopts;
 
     /* Resolved. */

@@ -31,6 +31,10 @@ struct bk_copy_stats {
                                 be on) the destination */
     bool head_cleared;       /* zeros went to the mapped part of the first bytes before
                                 the copy, so that a failure leaves no old boot sector */
+    /* With bk_copy_set_skip_unchanged: */
+    size_t ranges_skipped;   /* ranges the destination held already, not written at all */
+    uint64_t bytes_skipped;  /* mapped bytes not written since the destination held them */
+    uint64_t bytes_compared; /* bytes read from the destination to compare */
 };
 
 /* Range INDEX of the bmap matched its checksum (before its last bytes are written). */
@@ -79,6 +83,17 @@ BK_API void bk_copy_set_verify(struct bk_copy *job, bool verify);
  * seekable source). Needs a bmap with checksums and BK_DEST_CAN_READ.
  */
 BK_API void bk_copy_set_readback(struct bk_copy *job, bool readback, unsigned retries);
+
+/*
+ * Re-flash only what changed (default false). Before writing, read each mapped range
+ * from the destination, bypassing caches where it can, and hash it: a range that
+ * matches its checksum is not written (and, from a seekable source, not even read). In
+ * the other ranges the destination is read again piece by piece and only the blocks
+ * that differ are written. Needs a bmap and BK_DEST_CAN_READ. The head is still written
+ * last; on a disk where anything is to be written it is cleared first and written in
+ * full. Read-back checks only the ranges that were written.
+ */
+BK_API void bk_copy_set_skip_unchanged(struct bk_copy *job, bool skip);
 
 /* Image bytes written last (0: BK_COPY_HEAD_BYTES). */
 BK_API void bk_copy_set_head_bytes(struct bk_copy *job, uint64_t bytes);
