@@ -118,8 +118,18 @@ static int range_matches(struct bk_copy *job, size_t i, struct bk_digest *d, boo
     return 0;
 }
 
-/* Hash the ranges that have a checksum; mark those that match. */
-static int survey_ranges(struct bk_copy *job, struct bk_error *err)
+/* Whether range I may be taken back from the skipped ones (a disk's head, see below). */
+static bool in_disk_head(const struct bk_copy *job, size_t i, uint64_t head_bytes)
+{
+    return (job->dest->caps & BK_DEST_IS_DISK) && bk_bmap_range_start(job->bmap, i) < head_bytes;
+}
+
+/*
+ * Hash the ranges that have a checksum; mark those that match. Progress counts them
+ * as they match, except those in a disk's head, which are counted once it is known
+ * that they stay skipped, so that progress never goes back.
+ */
+static int survey_ranges(struct bk_copy *job, uint64_t head_bytes, struct bk_error *err)
 {
     struct copy_unchanged *u = job->unchanged;
     const struct bk_bmap *b = job->bmap;
@@ -133,7 +143,7 @@ static int survey_ranges(struct bk_copy *job, struct bk_error *err)
         if (!bk_bmap_digest(b, i))
             continue;
         rc = range_matches(job, i, d, &u->skip[i], err);
-        if (rc == 0 && u->skip[i])
+        if (rc == 0 && u->skip[i] && !in_disk_head(job, i, head_bytes))
             u->settled += bk_bmap_range_bytes(b, i);
     }
     bk_digest_free(d);
@@ -155,19 +165,17 @@ int copy_unchanged_survey(struct bk_copy *job, uint64_t head_bytes, struct bk_er
         return bk_error_set(err, BK_E_NOMEM, 0, "out of memory");
     }
     report(job, true);
-    if (survey_ranges(job, err) < 0)
+    if (survey_ranges(job, head_bytes, err) < 0)
         return -1;
     for (size_t i = 0; i < b->range_count; i++)
         u->any_change |= !u->skip[i];
     /* A disk's head is cleared before anything is written, so it must be written again
        in full: its ranges are not skipped then. */
-    for (size_t i = 0; i < b->range_count && u->any_change && (job->dest->caps & BK_DEST_IS_DISK);
-         i++) {
-        if (bk_bmap_range_start(b, i) >= head_bytes)
-            break;
-        if (u->skip[i])
-            u->settled -= bk_bmap_range_bytes(b, i);
-        u->skip[i] = false;
+    for (size_t i = 0; i < b->range_count && in_disk_head(job, i, head_bytes); i++) {
+        if (u->any_change)
+            u->skip[i] = false;
+        else if (u->skip[i])
+            u->settled += bk_bmap_range_bytes(b, i);
     }
     for (size_t i = 0; i < b->range_count; i++) {
         if (!u->skip[i])
