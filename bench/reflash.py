@@ -216,6 +216,7 @@ def main():
         print(f"changed {changed / 2**20:.1f} MiB of {mapped / 2**20:.0f} MiB mapped in "
               f"{touched} of {len(ranges)} ranges; xz {xz.stat().st_size / 2**20:.0f} MiB",
               flush=True)
+        new_ranges = len(ranges_of(bmap))
         rows = []
         for factor in [float(x) for x in args.read_factors.split(",")]:
             read_rate = write_rate * factor
@@ -263,8 +264,9 @@ def main():
         "(see the script's doc). Rates as nbdcopy sees them are in the table.",
         "",
         "| read rate | stick write / read (MB/s) | delay per piece | full flash (s) | "
-        "re-flash (s) | ratio | bar <= 0.3 | written by the re-flash | ranges skipped |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "re-flash (s) | ratio | bar <= 0.3 | full flash's device floor (s) | "
+        "re-flash / floor | written by the re-flash | ranges skipped |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for factor, wr, rr, delay, full, re_, mf, mr, d in rows:
         ratio = mr / mf
@@ -272,8 +274,9 @@ def main():
             f"| {factor:g} x write | {wr / 1e6:.1f} / {rr / 1e6:.1f} | {delay} ms | "
             f"{mf:.1f} ({', '.join(f'{x:.1f}' for x in full)}) | "
             f"{mr:.1f} ({', '.join(f'{x:.1f}' for x in re_)}) | {ratio:.2f} | "
-            f"{'met' if ratio <= 0.3 else 'missed'} | {d['bytes_written'] / 2**20:.1f} MiB | "
-            f"{d['ranges_skipped']} of {len(ranges)} |")
+            f"{'met' if ratio <= 0.3 else 'missed'} | {mapped / wr:.1f} | {mr / (mapped / wr):.2f} | "
+            f"{d['bytes_written'] / 2**20:.1f} MiB | "
+            f"{d['ranges_skipped']} of {new_ranges} |")
     Path(args.output).write_text("\n".join(lines) + "\n")
     print("written", args.output)
     return 0
