@@ -44,6 +44,9 @@ static void copy_help(void)
            "      --readback           after writing, read every range back from DEST,\n"
            "                           bypassing the page cache, and check it\n"
            "      --readback-retries N rewrite a range that reads back wrong up to N times\n"
+           "      --skip-unchanged     read DEST first and write only what differs: ranges\n"
+           "                           that match their checksum are skipped, elsewhere\n"
+           "                           only the blocks that differ are written\n"
            "      --force              write to a disk even though one of its partitions is\n"
            "                           mounted or in use (never to the running system's)\n"
            "      --no-tune            leave the block device's I/O settings alone\n"
@@ -102,6 +105,7 @@ enum {
     OPT_FORCE_RANGE,
     OPT_ZERO_UNMAPPED,
     OPT_RELOCATE_GPT,
+    OPT_SKIP_UNCHANGED,
 };
 
 static const struct option longopts[] = {
@@ -112,6 +116,7 @@ static const struct option longopts[] = {
     {"psplash-pipe", required_argument, NULL, OPT_PSPLASH},
     {"readback", no_argument, NULL, OPT_READBACK},
     {"readback-retries", required_argument, NULL, OPT_RETRIES},
+    {"skip-unchanged", no_argument, NULL, OPT_SKIP_UNCHANGED},
     {"force", no_argument, NULL, OPT_FORCE},
     {"no-tune", no_argument, NULL, OPT_NO_TUNE},
     {"json-events", required_argument, NULL, OPT_JSON},
@@ -196,6 +201,10 @@ static int parse_option(int c, char **argv, struct copy_plan *plan, bool *wait_g
         break;
     case OPT_READBACK:
         plan->readback = true;
+        break;
+    case OPT_SKIP_UNCHANGED:
+        plan->skip_unchanged = true;
+        plan->dopts.keep_content = true; /* a file's old content is what is compared */
         break;
     case OPT_FORCE:
         plan->dopts.force = true;
@@ -286,6 +295,9 @@ static int parse_operands(int argc, char **argv, struct copy_plan *plan, bool wa
     if (plan->nobmap && plan->readback)
         return cli_usage_error("copy", "--readback checks the bmap's range checksums, so it "
                                        "cannot be used with --nobmap");
+    if (plan->nobmap && plan->skip_unchanged)
+        return cli_usage_error("copy", "--skip-unchanged compares the destination with the "
+                                       "bmap's ranges, so it cannot be used with --nobmap");
     plan->image = argv[optind];
     plan->dest_path = plan->ums ? "ums" : dest;
     return CLI_CONTINUE;

@@ -39,6 +39,7 @@ struct copy_plan {
     bool no_sig_verify;
     bool readback;
     unsigned readback_retries;
+    bool skip_unchanged; /* --skip-unchanged */
     struct bk_dest_options dopts;
     /* --zero-unmapped, --relocate-gpt, --force-range. */
     bool zero_unmapped;

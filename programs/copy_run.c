@@ -153,6 +153,18 @@ static void report_verification(struct copy_cli *cc, const struct copy_plan *pla
                          why);
 }
 
+/* The summary line of --skip-unchanged: what DEST held already. */
+static void report_unchanged(const struct copy_plan *plan, const struct bk_copy_stats *st)
+{
+    char s[32], m[32], c[32];
+    cli_info("unchanged on %s: %zu of %zu range(s) skipped, %s of %s mapped not written (%s "
+             "read to compare)",
+             plan->dest_path, st->ranges_skipped, bk_bmap_range_count(plan->bmap),
+             cli_human_bytes(st->bytes_skipped, s, sizeof s),
+             cli_human_bytes(st->bytes_total, m, sizeof m),
+             cli_human_bytes(st->bytes_compared, c, sizeof c));
+}
+
 /* Copy into the open DEST; returns 0 or -1 with ERR filled, and the statistics. */
 static int run_job(struct copy_cli *cc, const struct copy_plan *plan, struct bk_dest *dest,
                    struct bk_copy_stats *stats, struct bk_error *err)
@@ -162,6 +174,7 @@ static int run_job(struct copy_cli *cc, const struct copy_plan *plan, struct bk_
         return -1;
     bk_copy_set_verify(job, !plan->no_verify);
     bk_copy_set_readback(job, plan->readback, plan->readback_retries);
+    bk_copy_set_skip_unchanged(job, plan->skip_unchanged);
     bk_copy_set_progress_fn(job, on_progress, cc);
     bk_copy_set_verified_fn(job, on_range, cc);
     bk_copy_set_readback_mismatch_fn(job, on_readback_mismatch, cc);
@@ -199,6 +212,8 @@ static int report(struct copy_cli *cc, const struct copy_plan *plan, int rc,
         uint64_t rate = elapsed > 0 ? (uint64_t)((double)st->bytes_written / elapsed) : 0;
         cli_info("wrote %s to %s in %.2f s (%s/s)", cli_human_bytes(st->bytes_written, a, sizeof a),
                  plan->dest_path, elapsed, cli_human_bytes(rate, r, sizeof r));
+        if (plan->skip_unchanged)
+            report_unchanged(plan, st);
         if (plan->bmap)
             report_verification(cc, plan, st);
         if (plan->readback)

@@ -365,11 +365,13 @@ void progress_done(struct progress *p, int status, const struct bk_copy_stats *s
     progress_event(p, "done",
                    "\"status\":\"%s\",\"exit\":%d,\"bytes_written\":%" PRIu64
                    ",\"bytes_total\":%" PRIu64 ",\"ranges_verified\":%zu,\"ranges_unchecked\":%zu"
-                   ",\"readback_checked\":%zu,\"readback_failed\":%zu,\"seconds\":%.3f"
-                   ",\"verification\":\"%s\"",
+                   ",\"readback_checked\":%zu,\"readback_failed\":%zu,\"ranges_skipped\":%zu"
+                   ",\"bytes_skipped\":%" PRIu64 ",\"bytes_compared\":%" PRIu64
+                   ",\"seconds\":%.3f,\"verification\":\"%s\"",
                    status == EXIT_OK ? "ok" : "failed", status, st->bytes_written, st->bytes_total,
                    st->ranges_verified, st->ranges_unchecked, st->readback_checked,
-                   st->readback_failed, seconds, verification);
+                   st->readback_failed, st->ranges_skipped, st->bytes_skipped, st->bytes_compared,
+                   seconds, verification);
 }
 
 /* The class of a failure whose error line came from a check of the command itself. */

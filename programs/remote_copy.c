@@ -111,6 +111,12 @@ static void take_done(struct sender *s, const char *line)
         st->readback_checked = (size_t)v;
     if (json_member_u64(line, "readback_failed", &v))
         st->readback_failed = (size_t)v;
+    if (json_member_u64(line, "ranges_skipped", &v))
+        st->ranges_skipped = (size_t)v;
+    if (json_member_u64(line, "bytes_skipped", &v))
+        st->bytes_skipped = v;
+    if (json_member_u64(line, "bytes_compared", &v))
+        st->bytes_compared = v;
     if (!json_member_string(line, "verification", s->done_verification,
                             sizeof s->done_verification))
         snprintf(s->done_verification, sizeof s->done_verification, "not verified");
@@ -181,6 +187,8 @@ static void build_command(struct rbuf *c, const struct copy_plan *plan, const st
         rbuf_addf(c, " --no-verify");
     if (plan->readback)
         rbuf_addf(c, " --readback --readback-retries=%u", plan->readback_retries);
+    if (plan->skip_unchanged)
+        rbuf_addf(c, " --skip-unchanged");
     if (plan->dopts.force)
         rbuf_addf(c, " --force");
     if (plan->dopts.removable_only)

@@ -53,6 +53,11 @@ struct bk_copy_stats {
     uint64_t zeroed_written;   /* by writing zeros */
     enum bk_copy_gpt gpt;      /* the GPT on the destination */
     char gpt_note[192];        /* why, in words, for a message */
+
+    /* Skipping what the destination holds already (added in 0.3). */
+    size_t ranges_skipped;   /* ranges the destination held already, not written at all */
+    uint64_t bytes_skipped;  /* mapped bytes not written since the destination held them */
+    uint64_t bytes_compared; /* bytes read from the destination to compare */
 };
 
 /* Range INDEX of the bmap matched its checksum (before its last bytes are written). */
@@ -101,6 +106,17 @@ BK_API void bk_copy_set_verify(struct bk_copy *job, bool verify);
  * seekable source). Needs a bmap with checksums and BK_DEST_CAN_READ.
  */
 BK_API void bk_copy_set_readback(struct bk_copy *job, bool readback, unsigned retries);
+
+/*
+ * Re-flash only what changed (default false). Before writing, read each mapped range
+ * from the destination, bypassing caches where it can, and hash it: a range that
+ * matches its checksum is not written (and, from a seekable source, not even read). In
+ * the other ranges the destination is read again piece by piece and only the blocks
+ * that differ are written. Needs a bmap and BK_DEST_CAN_READ. The head is still written
+ * last; on a disk where anything is to be written it is cleared first and written in
+ * full. Read-back checks only the ranges that were written.
+ */
+BK_API void bk_copy_set_skip_unchanged(struct bk_copy *job, bool skip);
 
 /* Image bytes written last (0: BK_COPY_HEAD_BYTES). */
 BK_API void bk_copy_set_head_bytes(struct bk_copy *job, uint64_t bytes);

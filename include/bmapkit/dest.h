@@ -55,6 +55,9 @@ struct bk_dest_options {
     /* Inputs the destination must not be, lie under or hold (BK_E_REFUSED, no override). */
     const struct bk_dest_input *inputs;
     size_t n_inputs;
+    /* A regular file keeps what it holds (it is still set to the image's size), as a
+       re-flash with bk_copy_set_skip_unchanged needs; else it is truncated first. */
+    bool keep_content;
 };
 
 /* Set O to the defaults: all zero, padding included, and its size. */
@@ -76,7 +79,8 @@ static inline void bk_dest_options_init(struct bk_dest_options *o)
  * force (BK_E_IN_USE), and be a removable whole disk when removable_only
  * (BK_E_NOT_REMOVABLE); it is opened with O_EXCL and, unless no_tune, its dirty-page
  * share is lowered and its scheduler switched off until it is closed. A regular file
- * is created or truncated and set to IMAGE_SIZE, keeping unwritten areas as holes.
+ * is created or truncated (unless keep_content) and set to IMAGE_SIZE, keeping unwritten
+ * areas as holes.
  * Nothing is written or truncated when a check fails.
  *
  * PATH may also be the URI of an NBD export (nbd://HOST[:PORT]/EXPORT, nbds://... with

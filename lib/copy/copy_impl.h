@@ -20,6 +20,9 @@ struct bk_copy {
     bool readback;
     unsigned readback_retries;
     uint64_t head_bytes;
+    /* Re-flash only what changed (unchanged.c); the survey's findings while it runs. */
+    bool skip_unchanged;
+    struct copy_unchanged *unchanged;
 
     bk_progress_fn progress;
     void *progress_ctx;

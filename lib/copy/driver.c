@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "common/cpus.h"
+#include "copy/unchanged.h"
 
 /* How often the calling thread reports progress while the stages run. */
 #define PROGRESS_INTERVAL_NS (100 * 1000 * 1000)
@@ -22,6 +23,7 @@ static void report_progress(struct bk_copy *job, uint64_t done)
 {
     if (!job->progress)
         return;
+    done += copy_unchanged_settled(job); /* ranges the destination held already */
     pthread_mutex_lock(&job->cb_lock);
     job->progress(job->progress_ctx, done, job->stats.bytes_total);
     pthread_mutex_unlock(&job->cb_lock);
@@ -93,11 +95,15 @@ static int plan_source(const struct bk_copy *job, struct bk_error *err)
     struct bk_area *areas = malloc((b->range_count ? b->range_count : 1) * sizeof *areas);
     if (!areas)
         return bk_error_set(err, BK_E_NOMEM, 0, "out of memory");
+    size_t n = 0;
     for (size_t i = 0; i < b->range_count; i++) {
-        areas[i].start = bk_bmap_range_start(b, i);
-        areas[i].end = areas[i].start + bk_bmap_range_bytes(b, i);
+        if (copy_unchanged_skips(job, i))
+            continue;
+        areas[n].start = bk_bmap_range_start(b, i);
+        areas[n].end = areas[n].start + bk_bmap_range_bytes(b, i);
+        n++;
     }
-    int rc = bk_source_plan(job->src, areas, b->range_count, err);
+    int rc = bk_source_plan(job->src, areas, n, err);
     free(areas);
     return rc;
 }
@@ -143,9 +149,15 @@ static int write_head(struct pipeline *p, struct bk_error *err)
     int rc = 0;
     for (size_t i = p->head_count; i-- > 0 && rc == 0;) {
         const struct head_part *h = &p->head_parts[i];
-        rc = bk_dest_write(job->dest, p->head + h->offset, (size_t)h->len, h->offset, err);
+        uint64_t wrote = h->len;
+        /* A cleared head is written in full; else only what differs, when asked to. */
+        if (job->unchanged && !job->stats.head_cleared)
+            rc = copy_unchanged_write(job, p->head + h->offset, (size_t)h->len, h->offset, &wrote,
+                                      err);
+        else
+            rc = bk_dest_write(job->dest, p->head + h->offset, (size_t)h->len, h->offset, err);
         if (rc == 0)
-            job->stats.bytes_written += h->len;
+            job->stats.bytes_written += wrote;
     }
     bool all_written = rc == 0;
     if (rc == 0)
@@ -181,10 +193,10 @@ static unsigned hasher_count(const struct bk_copy *job)
 static int copy_write_all(struct pipeline *p, struct bk_error *err)
 {
     struct bk_copy *job = p->job;
-    int rc = 0;
-    if (job->bmap)
+    int rc = copy_unchanged_survey(job, p->head_bytes, err);
+    if (rc == 0 && job->bmap)
         rc = plan_source(job, err);
-    if (rc == 0 && (job->dest->caps & BK_DEST_IS_DISK))
+    if (rc == 0 && (job->dest->caps & BK_DEST_IS_DISK) && copy_unchanged_any_change(job))
         rc = clear_head(p, err);
     if (rc == 0)
         rc = pipeline_run(p, err);

@@ -5,6 +5,7 @@
 #include <inttypes.h>
 #include <string.h>
 
+#include "copy/unchanged.h"
 #include "digest/hex.h"
 
 static const uint8_t *expected_digest(const struct bk_copy *job, size_t range)
@@ -34,6 +35,12 @@ static int hash_segment(struct pipeline *p, struct bk_digest *d, const struct se
                         struct bk_error *err)
 {
     struct bk_copy *job = p->job;
+    if (copy_unchanged_skips(job, g->range)) { /* the destination matched it already */
+        pthread_mutex_lock(&p->lock);
+        ring_concluded(&p->state, g->range);
+        pthread_mutex_unlock(&p->lock);
+        return 0;
+    }
     const uint8_t *want = expected_digest(job, g->range);
     if (want && bk_digest_update(d, g->data, g->len, err) < 0)
         return -1;

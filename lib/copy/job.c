@@ -6,6 +6,7 @@
 #include <stdlib.h>
 
 #include "common/util.h"
+#include "copy/unchanged.h"
 
 int bk_copy_check_source(const struct bk_bmap *bmap, const struct bk_source *src,
                          struct bk_error *err)
@@ -79,6 +80,11 @@ void bk_copy_set_readback(struct bk_copy *job, bool readback, unsigned retries)
     job->readback_retries = retries;
 }
 
+void bk_copy_set_skip_unchanged(struct bk_copy *job, bool skip)
+{
+    job->skip_unchanged = skip;
+}
+
 void bk_copy_set_head_bytes(struct bk_copy *job, uint64_t bytes)
 {
     job->head_bytes = bytes;
@@ -135,7 +141,7 @@ int bk_copy_run(struct bk_copy *job, struct bk_error *err)
         return -1;
     if (job->readback && copy_readback_check(job, err) < 0)
         return -1;
-    if (copy_extras_begin(job, err) < 0)
+    if (copy_extras_begin(job, err) < 0 || copy_unchanged_check(job, err) < 0)
         return -1;
     job->stats.bytes_total = job->bmap             ? bk_bmap_mapped_bytes(job->bmap)
                              : job->src->size >= 0 ? (uint64_t)job->src->size
@@ -154,6 +160,7 @@ void bk_copy_free(struct bk_copy *job)
 {
     if (!job)
         return;
+    copy_unchanged_free(job);
     pthread_mutex_destroy(&job->cb_lock);
     copy_extras_free(job);
     free(job);

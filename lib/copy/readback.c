@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "copy/unchanged.h"
+
 #define RB_BUFFER (4u << 20)
 #define RB_ALIGN 4096u
 
@@ -116,7 +118,8 @@ int copy_readback(struct bk_copy *job, struct bk_error *err)
     size_t first_bad = SIZE_MAX;
     for (size_t i = 0; i < job->bmap->range_count && rc == 0; i++) {
         bool bad = false;
-        if (bk_bmap_digest(job->bmap, i))
+        /* A range left as it was was read from the medium and matched just before. */
+        if (bk_bmap_digest(job->bmap, i) && !copy_unchanged_skips(job, i))
             rc = check_range(job, i, buf, d, &bad, err);
         if (bad && first_bad == SIZE_MAX)
             first_bad = i;

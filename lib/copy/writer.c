@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "copy/unchanged.h"
+
 static int keep_head(struct pipeline *p, const uint8_t *data, uint64_t offset, uint64_t len,
                      struct bk_error *err)
 {
@@ -26,6 +28,8 @@ static int write_segment(struct pipeline *p, const struct segment *g, struct bk_
     struct bk_copy *job = p->job;
     const uint8_t *data = g->data;
     uint64_t offset = g->offset, len = g->len;
+    if (len == 0) /* the end of a range, or a range the destination holds already */
+        return 0;
     if (offset < p->head_bytes) {
         uint64_t n = p->head_bytes - offset < len ? p->head_bytes - offset : len;
         if (keep_head(p, data, offset, n, err) < 0)
@@ -36,10 +40,12 @@ static int write_segment(struct pipeline *p, const struct segment *g, struct bk_
     }
     if (len == 0)
         return 0;
-    if (bk_dest_write(job->dest, data, (size_t)len, offset, err) < 0)
+    uint64_t wrote = len;
+    if (job->unchanged ? copy_unchanged_write(job, data, (size_t)len, offset, &wrote, err) < 0
+                       : bk_dest_write(job->dest, data, (size_t)len, offset, err) < 0)
         return -1;
-    job->stats.bytes_written += len;
-    p->since_writeback += len;
+    job->stats.bytes_written += wrote;
+    p->since_writeback += wrote;
     if (p->since_writeback >= WRITEBACK_WINDOW) {
         bk_dest_start_writeback(job->dest);
         p->since_writeback = 0;

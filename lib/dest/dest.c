@@ -141,7 +141,7 @@ struct bk_dest *bk_dest_open(const char *path, uint64_t image_size,
         return bk_dest_open_blockdev(path, st.st_rdev, image_size, &o, err);
     if (exists && S_ISCHR(st.st_mode))
         return bk_dest_open_chardev(path, err);
-    return bk_dest_open_file(path, image_size, err);
+    return bk_dest_open_file(path, image_size, o.keep_content, err);
 }
 
 const char *bk_dest_name(const struct bk_dest *d)

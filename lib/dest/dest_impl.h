@@ -73,7 +73,8 @@ void bk_dest_start_writeback(struct bk_dest *d);
 int bk_dest_check_inputs(const char *path, const struct stat *dest, const struct bk_dest_options *o,
                          struct bk_error *err);
 
-struct bk_dest *bk_dest_open_file(const char *path, uint64_t image_size, struct bk_error *err);
+struct bk_dest *bk_dest_open_file(const char *path, uint64_t image_size, bool keep_content,
+                                  struct bk_error *err);
 struct bk_dest *bk_dest_open_blockdev(const char *path, dev_t rdev, uint64_t image_size,
                                       const struct bk_dest_options *o, struct bk_error *err);
 struct bk_dest *bk_dest_open_chardev(const char *path, struct bk_error *err);

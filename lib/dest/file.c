@@ -27,12 +27,13 @@ static const struct bk_dest_ops file_ops = {
     .punch = fd_dest_punch,
 };
 
-struct bk_dest *bk_dest_open_file(const char *path, uint64_t image_size, struct bk_error *err)
+struct bk_dest *bk_dest_open_file(const char *path, uint64_t image_size, bool keep_content,
+                                  struct bk_error *err)
 {
     struct bk_dest *d = bk_dest_new(&file_ops, path, err);
     if (!d)
         return NULL;
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+    int fd = open(path, O_WRONLY | O_CREAT | (keep_content ? 0 : O_TRUNC) | O_CLOEXEC, 0666);
     if (fd < 0) {
         bk_error_set(err, BK_E_IO, errno, "cannot create destination %s", path);
         bk_dest_close(d);
