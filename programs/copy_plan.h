@@ -31,6 +31,7 @@ struct copy_plan {
     bool readback;
     unsigned readback_retries;
     struct bk_dest_options dopts;
+    struct bk_fetch_options fetch; /* how URLs are fetched: image, bmap, signature */
 
     /* Resolved. */
     char found[PATH_MAX];
