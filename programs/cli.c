@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -288,4 +289,9 @@ bool cli_is_url(const char *path)
 {
     const char *colon = strchr(path, ':');
     return strncmp(path, "file:", 5) == 0 || (colon && strncmp(colon, "://", 3) == 0);
+}
+
+bool cli_is_net_url(const char *path)
+{
+    return cli_is_url(path) && strncasecmp(path, "file:", 5) != 0;
 }

@@ -124,6 +124,9 @@ int cli_parse_uint(const char *s, unsigned min, unsigned max, unsigned *out);
 /* Whether PATH is a URL (http, https, ftp, file:) that the library opens itself. */
 bool cli_is_url(const char *path);
 
+/* Whether PATH is a URL fetched over the network (not a file: URL). */
+bool cli_is_net_url(const char *path);
+
 /* "1.5 GiB" into BUF. */
 const char *cli_human_bytes(uint64_t bytes, char *buf, size_t cap);
 

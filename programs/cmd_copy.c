@@ -2,10 +2,14 @@
 /* bmapkit copy: its help and command line; the plan and the run are in copy_*.c. */
 #include "cli.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "copy_plan.h"
 #include "remote.h"
@@ -73,6 +77,17 @@ static void copy_help(void)
            "      --fingerprint FPR    the bmap must be signed by the key with fingerprint FPR\n"
            "      --no-sig-verify      do not check the bmap's signature (a clearsigned bmap\n"
            "                           is still read)\n"
+           "      --ca-file FILE       check the TLS certificates of https:// and ftps:// URLs\n"
+           "                           against the CA certificates in FILE (PEM), not the\n"
+           "                           system's\n"
+           "      --connect-timeout SECONDS\n"
+           "                           give up connecting to a server after this long\n"
+           "                           (default 30)\n"
+           "      --stall-timeout SECONDS\n"
+           "                           break off a transfer that receives nothing this long\n"
+           "                           (default 60)\n"
+           "      --retries N          try a transfer that broke off N more times, from the\n"
+           "                           byte reached (1 to 100, default 4)\n"
            "  -q, --quiet              print only warnings and errors\n"
            "  -d, --debug              print debugging messages\n"
            "  -h, --help               print this help and exit\n"
@@ -106,6 +121,10 @@ enum {
     OPT_ZERO_UNMAPPED,
     OPT_RELOCATE_GPT,
     OPT_SKIP_UNCHANGED,
+    OPT_CA_FILE,
+    OPT_CONNECT_TIMEOUT,
+    OPT_STALL_TIMEOUT,
+    OPT_NET_RETRIES,
 };
 
 static const struct option longopts[] = {
@@ -130,6 +149,10 @@ static const struct option longopts[] = {
     {"force-range", required_argument, NULL, OPT_FORCE_RANGE},
     {"zero-unmapped", no_argument, NULL, OPT_ZERO_UNMAPPED},
     {"relocate-gpt", no_argument, NULL, OPT_RELOCATE_GPT},
+    {"ca-file", required_argument, NULL, OPT_CA_FILE},
+    {"connect-timeout", required_argument, NULL, OPT_CONNECT_TIMEOUT},
+    {"stall-timeout", required_argument, NULL, OPT_STALL_TIMEOUT},
+    {"retries", required_argument, NULL, OPT_NET_RETRIES},
     /* Internal: how a copy over ssh hands the bmap to the other host's bmapkit. */
     {"bmap-from-stdin", required_argument, NULL, OPT_BMAP_FROM_STDIN},
     {"quiet", no_argument, NULL, 'q'},
@@ -137,6 +160,43 @@ static const struct option longopts[] = {
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
+
+/*
+ * The options of fetching URLs. A CA file that cannot be read is named now, with its
+ * option, rather than as a TLS failure of the first https:// URL.
+ */
+static int fetch_option(int c, struct bk_fetch_options *fo)
+{
+    switch (c) {
+    case OPT_CA_FILE: {
+        int fd = open(optarg, O_RDONLY | O_CLOEXEC);
+        struct stat st;
+        int e = fd < 0 ? errno : fstat(fd, &st) < 0 ? errno : S_ISDIR(st.st_mode) ? EISDIR : 0;
+        if (fd >= 0)
+            close(fd);
+        if (e) {
+            cli_error("--ca-file %s: %s", optarg, strerror(e));
+            return EXIT_ERROR;
+        }
+        fo->ca_file = optarg;
+        return CLI_CONTINUE;
+    }
+    case OPT_CONNECT_TIMEOUT:
+        if (cli_parse_uint(optarg, 1, 86400, &fo->connect_timeout) < 0)
+            return cli_usage_error("copy", "--connect-timeout takes a number of seconds from 1 "
+                                           "to 86400");
+        return CLI_CONTINUE;
+    case OPT_STALL_TIMEOUT:
+        if (cli_parse_uint(optarg, 1, 86400, &fo->stall_timeout) < 0)
+            return cli_usage_error("copy", "--stall-timeout takes a number of seconds from 1 "
+                                           "to 86400");
+        return CLI_CONTINUE;
+    default: /* OPT_NET_RETRIES; 0 would mean the default to the library */
+        if (cli_parse_uint(optarg, 1, 100, &fo->retries) < 0)
+            return cli_usage_error("copy", "--retries takes a number from 1 to 100");
+        return CLI_CONTINUE;
+    }
+}
 
 /* The options that take a value or end the command early. */
 static int take_option(int c, char **argv, struct copy_plan *plan, bool *wait_given)
@@ -175,6 +235,11 @@ static int take_option(int c, char **argv, struct copy_plan *plan, bool *wait_gi
             return cli_usage_error("copy", "--bmap-from-stdin takes a number of bytes from 1 to %u",
                                    (unsigned)BK_BMAP_MAX_FILE_SIZE);
         return CLI_CONTINUE;
+    case OPT_CA_FILE:
+    case OPT_CONNECT_TIMEOUT:
+    case OPT_STALL_TIMEOUT:
+    case OPT_NET_RETRIES:
+        return fetch_option(c, &plan->fetch);
     default:
         return cli_common_option(c, "copy", argv, longopts, copy_help);
     }
@@ -307,6 +372,7 @@ int copy_parse(int argc, char **argv, struct copy_plan *plan)
 {
     memset(plan, 0, sizeof *plan);
     bk_dest_options_init(&plan->dopts);
+    bk_fetch_options_init(&plan->fetch);
     plan->dopts.sysroot = getenv("BMAPKIT_SYSROOT");
     plan->ums_timeout = 60;
     bool wait_given = false;

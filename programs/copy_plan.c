@@ -2,40 +2,75 @@
 /* bmapkit copy: what to copy where, checked before the destination is touched. */
 #include "copy_plan.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 
 #include "cli.h"
 #include "disk_select.h"
 #include "progress.h"
 
-/* Whether the paths A and B name the same file. */
+/*
+ * The local path of PATH: PATH itself, or the file a file: URL names ("file:/abs",
+ * "file:///abs", "file://localhost/abs", %XX decoded) written to BUF; NULL for a URL of
+ * another host or one that does not fit.
+ */
+static const char *local_path(const char *path, char *buf, size_t cap)
+{
+    if (strncasecmp(path, "file:", 5) != 0)
+        return path;
+    const char *p = path + 5;
+    if (strncmp(p, "//", 2) == 0) {
+        p += 2;
+        if (strncasecmp(p, "localhost/", 10) == 0)
+            p += 9;
+    }
+    if (*p != '/')
+        return NULL;
+    size_t n = 0;
+    for (; *p && *p != '?' && *p != '#'; p++) {
+        char c = *p;
+        unsigned v;
+        if (c == '%' && isxdigit((unsigned char)p[1]) && isxdigit((unsigned char)p[2]) &&
+            sscanf(p + 1, "%2x", &v) == 1) {
+            c = (char)v;
+            p += 2;
+        }
+        if (c == '\0' || n + 1 >= cap)
+            return NULL;
+        buf[n++] = c;
+    }
+    buf[n] = '\0';
+    return buf;
+}
+
+/* Whether A and B name the same file, as paths or file: URLs. */
 static bool same_file(const char *a, const char *b)
 {
+    char la[PATH_MAX], lb[PATH_MAX];
     struct stat sa, sb;
-    return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev &&
+    a = local_path(a, la, sizeof la);
+    b = local_path(b, lb, sizeof lb);
+    return a && b && stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev &&
            sa.st_ino == sb.st_ino;
 }
 
 /*
  * A missing image is named as such before a bmap is looked for next to it or read, so
- * that the user learns first what is missing. Its message is the library's own.
+ * that the user learns first what is missing. Its message is the library's own. An
+ * image that is no local path (a URL) is opened here, once, and kept for the copy.
  */
-static int check_image(const struct copy_plan *plan)
+static int check_image(struct copy_plan *plan)
 {
     struct stat st;
     if (strcmp(plan->image, "-") == 0 || stat(plan->image, &st) == 0)
         return EXIT_OK;
     struct bk_error err;
     bk_error_clear(&err);
-    enum bk_format format;
-    struct bk_source *src = bk_source_open_image(plan->image, &format, &err);
-    if (!src)
-        return cli_fail(&err);
-    /* It appeared meanwhile: open_inputs opens it once more in its turn. */
-    bk_source_close(src);
-    return EXIT_OK;
+    plan->src = bk_source_open_image_fetch(plan->image, &plan->fetch, &plan->format, &err);
+    return plan->src ? EXIT_OK : cli_fail(&err);
 }
 
 /* The bmap: given, or found next to the image; never the image itself. */
@@ -50,7 +85,8 @@ static int find_bmap(struct copy_plan *plan)
         }
         struct bk_error err;
         bk_error_clear(&err);
-        if (bk_bmap_find(plan->image, plan->found, sizeof plan->found, &err) < 0) {
+        if (bk_bmap_find_fetch(plan->image, &plan->fetch, plan->found, sizeof plan->found, &err) <
+            0) {
             cli_error("%s; give one with --bmap, or use --nobmap to copy the whole image",
                       cli_message(&err));
             return EXIT_ERROR;
@@ -80,9 +116,13 @@ static int open_inputs(struct copy_plan *plan)
         if (!bk_bmap_has_file_checksum(plan->bmap))
             cli_debug("bmap version %u.%u has no checksum of its own", major, minor);
     }
-    plan->src = bk_source_open_image(plan->image, &plan->format, &err);
+    /* A URL image is open already (check_image). */
+    if (!plan->src)
+        plan->src = bk_source_open_image_fetch(plan->image, &plan->fetch, &plan->format, &err);
     if (!plan->src)
         return cli_fail(&err);
+    if (cli_is_net_url(plan->image))
+        progress_watch_network(copy_progress(), plan->src);
     cli_debug("image format: %s", bk_format_name(plan->format));
     /* Known to be empty before the destination is opened (and a file truncated). */
     if (!plan->bmap && bk_source_size(plan->src) == 0) {

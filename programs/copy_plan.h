@@ -46,6 +46,7 @@ struct copy_plan {
     bool relocate_gpt;
     struct copy_forced_range forced[COPY_FORCED_MAX];
     size_t n_forced;
+    struct bk_fetch_options fetch; /* how URLs are fetched: image, bmap, signature */
 
     /* Resolved. */
     char found[PATH_MAX];

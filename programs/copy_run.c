@@ -214,6 +214,12 @@ static int report(struct copy_cli *cc, const struct copy_plan *plan, int rc,
                  plan->dest_path, elapsed, cli_human_bytes(rate, r, sizeof r));
         if (plan->skip_unchanged)
             report_unchanged(plan, st);
+        if (plan->src && cli_is_net_url(plan->image)) {
+            uint64_t got = bk_source_fetched(plan->src);
+            uint64_t net = elapsed > 0 ? (uint64_t)((double)got / elapsed) : 0;
+            cli_info("fetched %s from the network (%s/s)", cli_human_bytes(got, a, sizeof a),
+                     cli_human_bytes(net, r, sizeof r));
+        }
         if (plan->bmap)
             report_verification(cc, plan, st);
         if (plan->readback)

@@ -17,11 +17,12 @@
 enum { MAX_FILE = 1 << 30 };
 
 /* All of the URL PATH through the library's sources, which name it without password. */
-static char *read_url(const char *path, const char *what, size_t *len)
+static char *read_url(const char *path, const struct bk_fetch_options *fo, const char *what,
+                      size_t *len)
 {
     struct bk_error err;
     bk_error_clear(&err);
-    struct bk_source *src = bk_source_open_file(path, &err);
+    struct bk_source *src = bk_source_open_file_fetch(path, fo, &err);
     size_t cap = 64 * 1024, n = 0, got = 1;
     char *buf = src ? malloc(cap) : NULL;
     while (buf && got > 0) {
@@ -52,10 +53,11 @@ static char *read_url(const char *path, const char *what, size_t *len)
 }
 
 /* The whole file PATH (WHAT names it in errors) into a buffer the caller frees. */
-static char *read_whole(const char *path, const char *what, size_t *len)
+static char *read_whole(const char *path, const struct bk_fetch_options *fo, const char *what,
+                        size_t *len)
 {
     if (cli_is_url(path))
-        return read_url(path, what, len);
+        return read_url(path, fo, what, len);
     FILE *f = fopen(path, "rb");
     if (!f) {
         cli_error("cannot open the %s %s: %s", what, path, strerror(errno));
@@ -87,13 +89,13 @@ static char *read_whole(const char *path, const char *what, size_t *len)
 }
 
 /* Whether the file PATH begins with the OpenPGP signed-message header. */
-static bool file_clearsigned(const char *path)
+static bool file_clearsigned(const char *path, const struct bk_fetch_options *fo)
 {
     char head[64];
     if (cli_is_url(path)) {
         struct bk_error err;
         bk_error_clear(&err);
-        struct bk_source *src = bk_source_open_file(path, &err);
+        struct bk_source *src = bk_source_open_file_fetch(path, fo, &err);
         size_t n = 0, got = 1;
         while (src && n < sizeof head && got > 0 &&
                bk_source_read(src, head + n, sizeof head - n, &got, &err) == 0)
@@ -113,13 +115,13 @@ static bool file_clearsigned(const char *path)
  * Whether the signature PATH is there. A URL that cannot be asked counts as there, so
  * that reading it fails with the reason rather than the check being left out.
  */
-static bool sig_exists(const char *path)
+static bool sig_exists(const char *path, const struct bk_fetch_options *fo)
 {
     if (!cli_is_url(path))
         return access(path, F_OK) == 0;
     struct bk_error err;
     bk_error_clear(&err);
-    struct bk_source *src = bk_source_open_file(path, &err);
+    struct bk_source *src = bk_source_open_file_fetch(path, fo, &err);
     bk_source_close(src);
     return src || err.sys_errno != ENOENT;
 }
@@ -135,7 +137,8 @@ static void find_signature(struct copy_plan *plan)
     for (size_t i = 0; i < 2; i++) {
         int n =
             snprintf(plan->sig_found, sizeof plan->sig_found, "%s%s", plan->bmap_path, suffixes[i]);
-        if (n > 0 && (size_t)n < sizeof plan->sig_found && sig_exists(plan->sig_found)) {
+        if (n > 0 && (size_t)n < sizeof plan->sig_found &&
+            sig_exists(plan->sig_found, &plan->fetch)) {
             plan->sig_path = plan->sig_found;
             cli_debug("using bmap signature %s", plan->sig_path);
             return;
@@ -174,7 +177,7 @@ static int check_signature(struct copy_plan *plan, char *buf, size_t *len, bool 
         rc = bk_signature_verify_clearsigned(buf, *len, &o, &plan->signature, buf, *len, len, &err);
     } else {
         size_t sig_len = 0;
-        char *sig = read_whole(plan->sig_path, "bmap signature", &sig_len);
+        char *sig = read_whole(plan->sig_path, &plan->fetch, "bmap signature", &sig_len);
         if (!sig)
             return EXIT_ERROR;
         rc = bk_signature_verify_detached(buf, *len, sig, sig_len, &o, &plan->signature, &err);
@@ -193,7 +196,7 @@ static int check_signature(struct copy_plan *plan, char *buf, size_t *len, bool 
 static int parse_signed(struct copy_plan *plan, bool clear)
 {
     size_t len = 0;
-    char *buf = read_whole(plan->bmap_path, "bmap", &len);
+    char *buf = read_whole(plan->bmap_path, &plan->fetch, "bmap", &len);
     if (!buf)
         return EXIT_ERROR;
     int rc = EXIT_OK;
@@ -221,7 +224,7 @@ static int parse_signed(struct copy_plan *plan, bool clear)
 
 int copy_load_bmap(struct copy_plan *plan)
 {
-    bool clear = file_clearsigned(plan->bmap_path);
+    bool clear = file_clearsigned(plan->bmap_path, &plan->fetch);
     if (clear && plan->bmap_sig) {
         cli_error("the bmap %s is clearsigned and holds its signature already, so --bmap-sig "
                   "cannot be used with it",
@@ -241,6 +244,16 @@ int copy_load_bmap(struct copy_plan *plan)
     }
     struct bk_error err;
     bk_error_clear(&err);
-    plan->bmap = bk_bmap_parse_file(plan->bmap_path, &err);
+    if (!cli_is_net_url(plan->bmap_path)) {
+        plan->bmap = bk_bmap_parse_file(plan->bmap_path, &err);
+        return plan->bmap ? EXIT_OK : cli_fail(&err);
+    }
+    /* Fetched here, so that the fetch options apply to the bmap too. */
+    size_t len = 0;
+    char *buf = read_url(plan->bmap_path, &plan->fetch, "bmap", &len);
+    if (!buf)
+        return EXIT_ERROR;
+    plan->bmap = bk_bmap_parse_buffer(buf, len, plan->bmap_path, &err);
+    free(buf);
     return plan->bmap ? EXIT_OK : cli_fail(&err);
 }

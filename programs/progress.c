@@ -70,6 +70,21 @@ int progress_open(struct progress *p, bool quiet, const char *json_path, const c
 void progress_restart_clock(struct progress *p)
 {
     p->start = cli_now();
+    p->net_base = p->net_src ? bk_source_fetched(p->net_src) : 0;
+}
+
+void progress_watch_network(struct progress *p, const struct bk_source *src)
+{
+    p->net_src = src;
+    p->net_base = bk_source_fetched(src);
+}
+
+/* The "fetched" member of progress and done events, "" when the image is no URL. */
+static void fetched_member(const struct progress *p, char *buf, size_t cap)
+{
+    buf[0] = '\0';
+    if (p->net_src)
+        snprintf(buf, cap, ",\"fetched\":%" PRIu64, bk_source_fetched(p->net_src));
 }
 
 void progress_warning(struct progress *p, const char *fmt, ...)
@@ -188,21 +203,24 @@ static int terminal_columns(void)
     return 80;
 }
 
-/* The parts of the bar line, in the order they are given up when the line is too long. */
-enum { PART_RATE, PART_ETA, PART_BAR, PART_BYTES, PART_PERCENT, PARTS };
+/*
+ * The parts of the bar line, in the order they are given up when the line is too long:
+ * from the network, its rate stays longer than the copy's.
+ */
+enum { PART_RATE, PART_NET, PART_ETA, PART_BAR, PART_BYTES, PART_PERCENT, PARTS };
 
 /* The order they are shown in after the bar. */
-static const int shown_order[] = {PART_PERCENT, PART_BYTES, PART_RATE, PART_ETA};
+static const int shown_order[] = {PART_PERCENT, PART_BYTES, PART_RATE, PART_NET, PART_ETA};
 #define SHOWN_PARTS (sizeof shown_order / sizeof shown_order[0])
 
 /*
  * The bar line in at most AVAIL columns (ASCII only, so bytes are columns): the bar
- * shrinks to BAR_MIN first, then the rate, the time left, the bar and the byte counts
- * go, in that order. The widths of the numbers are padded so that the layout holds
- * still from one refresh to the next.
+ * shrinks to BAR_MIN first, then the rate, the network rate, the time left, the bar and
+ * the byte counts go, in that order. The widths of the numbers are padded so that the
+ * layout holds still from one refresh to the next. NET is NULL when the image is no URL.
  */
 static void bar_line(char *out, size_t cap, int avail, int percent, const char *done,
-                     const char *total, const char *rate, const char *eta)
+                     const char *total, const char *rate, const char *net, const char *eta)
 {
     char text[PARTS][96];
     bool show[PARTS];
@@ -218,6 +236,10 @@ static void bar_line(char *out, size_t cap, int avail, int percent, const char *
         snprintf(text[PART_ETA], sizeof text[0], "ETA %-7s", eta);
     }
     snprintf(text[PART_RATE], sizeof text[0], "%10s/s", rate);
+    if (net)
+        snprintf(text[PART_NET], sizeof text[0], "net %10s/s", net);
+    else
+        show[PART_NET] = false;
     text[PART_BAR][0] = '\0';
 
     int bar = 0;
@@ -279,21 +301,34 @@ void progress_update(struct progress *p, uint64_t done, uint64_t total)
     /* Without a known total, percent stays -1: report the bytes once a second instead. */
     if (p->json &&
         (percent != p->last_json_percent || (percent < 0 && now - p->last_json_time >= 1.0))) {
-        progress_event(p, "progress", "\"bytes\":%" PRIu64 ",\"total\":%" PRIu64 ",\"percent\":%d",
-                       done, total, percent);
+        char fetched[48];
+        fetched_member(p, fetched, sizeof fetched);
+        progress_event(p, "progress",
+                       "\"bytes\":%" PRIu64 ",\"total\":%" PRIu64 ",\"percent\":%d%s", done, total,
+                       percent, fetched);
         p->last_json_percent = percent;
         p->last_json_time = now;
     }
 
-    char a[32], b[32], r[32], eta[32];
+    char a[32], b[32], r[32], eta[32], n[32];
     cli_human_bytes(done, a, sizeof a);
     cli_human_bytes(total, b, sizeof b);
     cli_human_bytes((uint64_t)rate, r, sizeof r);
+    /* The network's rate since the clock started, the bytes fetched to open the image
+       left out. */
+    const char *net = NULL;
+    char tail[64] = "";
+    if (p->net_src) {
+        uint64_t got = bk_source_fetched(p->net_src);
+        got = got > p->net_base ? got - p->net_base : 0;
+        net = cli_human_bytes(elapsed > 0 ? (uint64_t)((double)got / elapsed) : 0, n, sizeof n);
+        snprintf(tail, sizeof tail, ", %s/s from the network", net);
+    }
     if (p->bar && (complete || now - p->last_print >= BAR_INTERVAL)) {
         char line[256];
         format_eta(rate > 0 && total ? (double)(total - done) / rate : -1, eta, sizeof eta);
         /* One column stays free: a line as wide as the terminal moves the cursor on. */
-        bar_line(line, sizeof line, terminal_columns() - 1, percent, a, b, r, eta);
+        bar_line(line, sizeof line, terminal_columns() - 1, percent, a, b, r, net, eta);
         fprintf(stderr, "\r%s\033[K", line);
         fflush(stderr);
         p->bar_dirty = true;
@@ -301,9 +336,10 @@ void progress_update(struct progress *p, uint64_t done, uint64_t total)
     } else if (p->plain && !complete && now - p->last_print >= PLAIN_INTERVAL) {
         if (p->last_print > 0) {
             if (total)
-                fprintf(stderr, "bmapkit: copied %s of %s (%d%%), %s/s\n", a, b, percent, r);
+                fprintf(stderr, "bmapkit: copied %s of %s (%d%%), %s/s%s\n", a, b, percent, r,
+                        tail);
             else
-                fprintf(stderr, "bmapkit: copied %s, %s/s\n", a, r);
+                fprintf(stderr, "bmapkit: copied %s, %s/s%s\n", a, r, tail);
         }
         p->last_print = now;
     }
@@ -362,16 +398,18 @@ void progress_error(struct progress *p, const char *code, const char *message, i
 void progress_done(struct progress *p, int status, const struct bk_copy_stats *st, double seconds,
                    const char *verification)
 {
+    char fetched[48];
+    fetched_member(p, fetched, sizeof fetched);
     progress_event(p, "done",
                    "\"status\":\"%s\",\"exit\":%d,\"bytes_written\":%" PRIu64
                    ",\"bytes_total\":%" PRIu64 ",\"ranges_verified\":%zu,\"ranges_unchecked\":%zu"
                    ",\"readback_checked\":%zu,\"readback_failed\":%zu,\"ranges_skipped\":%zu"
                    ",\"bytes_skipped\":%" PRIu64 ",\"bytes_compared\":%" PRIu64
-                   ",\"seconds\":%.3f,\"verification\":\"%s\"",
+                   ",\"seconds\":%.3f,\"verification\":\"%s\"%s",
                    status == EXIT_OK ? "ok" : "failed", status, st->bytes_written, st->bytes_total,
                    st->ranges_verified, st->ranges_unchecked, st->readback_checked,
                    st->readback_failed, st->ranges_skipped, st->bytes_skipped, st->bytes_compared,
-                   seconds, verification);
+                   seconds, verification, fetched);
 }
 
 /* The class of a failure whose error line came from a check of the command itself. */
@@ -416,6 +454,7 @@ void progress_close(struct progress *p)
     }
     if (p->psplash_fd >= 0)
         close(p->psplash_fd);
+    p->net_src = NULL;
     p->json = NULL;
     p->psplash_fd = -1;
     p->open = false;

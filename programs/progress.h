@@ -22,6 +22,9 @@ struct progress {
     FILE *json; /* JSON-lines events, or NULL */
     double start;
     double last_print;
+    /* The image source when it comes over the network: its bytes fetched are shown. */
+    const struct bk_source *net_src;
+    uint64_t net_base; /* bytes it had fetched when the clock started */
     int last_json_percent;
     double last_json_time;
     bool bar_dirty;
@@ -52,6 +55,12 @@ int progress_open(struct progress *p, bool quiet, const char *json_path, const c
 
 /* Count the events' times from now: called right before the copy's first event. */
 void progress_restart_clock(struct progress *p);
+
+/*
+ * The image SRC comes over the network: progress shows the rate it is fetched at, and
+ * the progress and done events carry its bytes fetched. Until progress_close.
+ */
+void progress_watch_network(struct progress *p, const struct bk_source *src);
 
 /* Bytes DONE of TOTAL (0 = unknown). */
 void progress_update(struct progress *p, uint64_t done, uint64_t total);

@@ -6,9 +6,8 @@
  * counted; since libcurl 7.84 it is thread-safe, so every handle takes one reference
  * and gives it back when closed, and the library keeps nothing of its own.
  */
-#include "net/net.h"
+#include "net/net_impl.h"
 
-#include <curl/curl.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
@@ -16,37 +15,7 @@
 #include <strings.h>
 #include <time.h>
 
-enum { BUF_CAP = 1 << 20, FIELD = 256 };
-
-/* What the headers of the response being received said. */
-struct response {
-    char etag[FIELD];
-    char modified[FIELD];
-    bool has_range;
-    uint64_t range_start;
-    int64_t range_total;
-};
-
-struct bk_net {
-    CURLM *multi;
-    CURL *easy;
-    char *url;
-    char *name; /* URL without its password */
-    struct bk_net_options o;
-    bool http, ranges, probing, active, attached, paused, done, checked;
-    CURLcode result;
-    int64_t size;
-    char etag[FIELD], modified[FIELD]; /* of the first response */
-    struct response resp;
-    uint64_t start, end; /* the transfer's range */
-    uint64_t pos;        /* next byte handed out */
-    uint64_t discard;    /* bytes to drop (a restart without ranges) */
-    uint64_t received;
-    uint8_t *buf;
-    size_t head, tail, cap;
-    struct bk_error fail; /* a failure the callbacks found */
-    char errbuf[CURL_ERROR_SIZE];
-};
+enum { BUF_CAP = 1 << 20 };
 
 bool bk_net_available(void)
 {
@@ -56,46 +25,8 @@ bool bk_net_available(void)
 static size_t on_header(char *data, size_t size, size_t count, void *ctx)
 {
     struct bk_net *n = ctx;
-    size_t len = size * count;
-    char line[FIELD + 32];
-    size_t l = len < sizeof line - 1 ? len : sizeof line - 1;
-    memcpy(line, data, l);
-    while (l > 0 && (line[l - 1] == '\n' || line[l - 1] == '\r'))
-        l--;
-    line[l] = '\0';
-    if (strncmp(line, "HTTP/", 5) == 0) {
-        n->resp = (struct response){.range_total = -1};
-        return len;
-    }
-    char *colon = strchr(line, ':');
-    if (!colon)
-        return len;
-    *colon = '\0';
-    char *v = colon + 1;
-    while (*v == ' ' || *v == '\t')
-        v++;
-    if (strcasecmp(line, "ETag") == 0) {
-        snprintf(n->resp.etag, sizeof n->resp.etag, "%s", v);
-    } else if (strcasecmp(line, "Last-Modified") == 0) {
-        snprintf(n->resp.modified, sizeof n->resp.modified, "%s", v);
-    } else if (strcasecmp(line, "Content-Range") == 0) {
-        unsigned long long a, b, total;
-        if (sscanf(v, "bytes %llu-%llu/%llu", &a, &b, &total) == 3) {
-            n->resp.has_range = true;
-            n->resp.range_start = a;
-            n->resp.range_total = (int64_t)total;
-        } else if (sscanf(v, "bytes %llu-%llu/*", &a, &b) == 2) {
-            n->resp.has_range = true;
-            n->resp.range_start = a;
-        }
-    }
-    return len;
-}
-
-/* A validator of this response that differs from the first response's. */
-static bool changed(const char *first, const char *now)
-{
-    return first[0] && now[0] && strcmp(first, now) != 0;
+    net_header_line(&n->resp, data, size * count);
+    return size * count;
 }
 
 /* The response's status and headers, checked when its first byte arrives. */
@@ -105,8 +36,8 @@ static int check_response(struct bk_net *n)
         return 0;
     long code = 0;
     curl_easy_getinfo(n->easy, CURLINFO_RESPONSE_CODE, &code);
-    bool partial = code == 206 && n->resp.has_range;
     if (n->probing) {
+        bool partial = code == 206 && n->resp.has_range;
         n->probing = false;
         n->ranges = partial && n->resp.range_start == 0;
         snprintf(n->etag, sizeof n->etag, "%s", n->resp.etag);
@@ -123,25 +54,7 @@ static int check_response(struct bk_net *n)
         }
         return 0;
     }
-    if (changed(n->etag, n->resp.etag))
-        return bk_error_set(&n->fail, BK_E_IO, 0,
-                            "%s: the file changed on the server (ETag %s, now %s), %" PRIu64
-                            " bytes received",
-                            n->name, n->etag, n->resp.etag, n->received);
-    if (changed(n->modified, n->resp.modified))
-        return bk_error_set(
-            &n->fail, BK_E_IO, 0,
-            "%s: the file changed on the server (Last-Modified %s, now %s), %" PRIu64
-            " bytes received",
-            n->name, n->modified, n->resp.modified, n->received);
-    uint64_t want = n->pos + n->discard;
-    if (n->ranges && (!partial || n->resp.range_start != want))
-        return bk_error_set(
-            &n->fail, BK_E_IO, 0,
-            "%s: the server answered HTTP status %ld to a request from byte %" PRIu64
-            " without that range, %" PRIu64 " bytes received",
-            n->name, code, want, n->received);
-    return 0;
+    return net_check_response(n, &n->resp, code, n->pos + n->discard, &n->fail);
 }
 
 static size_t on_data(char *data, size_t size, size_t count, void *ctx)
@@ -155,7 +68,7 @@ static size_t on_data(char *data, size_t size, size_t count, void *ctx)
     }
     size_t drop = n->discard < len ? (size_t)n->discard : len;
     n->discard -= drop;
-    n->received += drop;
+    net_count(n, drop);
     data += drop;
     len -= drop;
     if (len == 0)
@@ -182,7 +95,7 @@ static size_t on_data(char *data, size_t size, size_t count, void *ctx)
     }
     memcpy(n->buf + n->tail, data, len);
     n->tail += len;
-    n->received += len;
+    net_count(n, len);
     return size * count;
 }
 
@@ -216,31 +129,6 @@ static int launch(struct bk_net *n, struct bk_error *err)
     return 0;
 }
 
-/* Whether a transfer that ended with RC may be tried again from the byte reached. */
-static bool transient(struct bk_net *n, CURLcode rc)
-{
-    long code = 0;
-    switch (rc) {
-    case CURLE_HTTP_RETURNED_ERROR:
-        curl_easy_getinfo(n->easy, CURLINFO_RESPONSE_CODE, &code);
-        return code >= 500;
-    case CURLE_PARTIAL_FILE:
-    case CURLE_RECV_ERROR:
-    case CURLE_SEND_ERROR:
-    case CURLE_GOT_NOTHING:
-    case CURLE_OPERATION_TIMEDOUT:
-    case CURLE_HTTP2:
-    case CURLE_HTTP2_STREAM:
-    case CURLE_SSL_CONNECT_ERROR:
-        return true;
-    case CURLE_COULDNT_CONNECT:
-        /* Refused on the first request: nobody listens. Later: the server restarts. */
-        return n->received > 0;
-    default:
-        return false;
-    }
-}
-
 static int transfer_error(struct bk_net *n, CURLcode rc, unsigned tries, struct bk_error *err)
 {
     if (n->fail.code != BK_OK) {
@@ -248,22 +136,7 @@ static int transfer_error(struct bk_net *n, CURLcode rc, unsigned tries, struct 
             *err = n->fail;
         return -1;
     }
-    long code = 0;
-    curl_easy_getinfo(n->easy, CURLINFO_RESPONSE_CODE, &code);
-    char again[64] = "";
-    if (tries > 0)
-        snprintf(again, sizeof again, " (tried %u times)", tries + 1);
-    int rc_out;
-    if (rc == CURLE_HTTP_RETURNED_ERROR || (n->http && code >= 400))
-        rc_out = bk_error_set(err, BK_E_IO, 0, "%s: HTTP status %ld%s, %" PRIu64 " bytes received",
-                              n->name, code, again, n->received);
-    else
-        rc_out =
-            bk_error_set(err, BK_E_IO, 0, "%s: %s%s, %" PRIu64 " bytes received", n->name,
-                         n->errbuf[0] ? n->errbuf : curl_easy_strerror(rc), again, n->received);
-    if (err && (rc == CURLE_REMOTE_FILE_NOT_FOUND || code == 404 || code == 410))
-        err->sys_errno = ENOENT;
-    return rc_out;
+    return net_transfer_error(n, n->easy, rc, n->errbuf, tries, err);
 }
 
 static void nap(long ms)
@@ -308,8 +181,8 @@ static int pump(struct bk_net *n, struct bk_error *err)
         }
         if (short_end)
             rc = CURLE_PARTIAL_FILE;
-        bool again =
-            n->fail.code == BK_OK && transient(n, rc) && tries < n->o.retries && !n->probing;
+        bool again = n->fail.code == BK_OK && net_transient(n, n->easy, rc) &&
+                     tries < n->o.retries && !n->probing;
         if (!again)
             return transfer_error(n, rc, tries, err);
         tries++;
@@ -368,28 +241,11 @@ static void redacted(const char *url, char **out)
 
 static void setup(struct bk_net *n)
 {
-    CURL *e = n->easy;
-    curl_easy_setopt(e, CURLOPT_URL, n->url);
-    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https,ftp,ftps");
-    curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https,ftp,ftps");
-    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 1L);
-    curl_easy_setopt(e, CURLOPT_MAXREDIRS, 10L);
-    curl_easy_setopt(e, CURLOPT_FAILONERROR, 1L);
-    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_NETRC, (long)CURL_NETRC_OPTIONAL);
-    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, n->o.connect_timeout_ms);
-    curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L);
-    curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, n->o.stall_seconds);
-    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, n->errbuf);
-    curl_easy_setopt(e, CURLOPT_USERAGENT, "bmapkit");
-    /* Bytes as stored: a server's compression would break ranges and sizes. */
-    curl_easy_setopt(e, CURLOPT_HTTP_CONTENT_DECODING, 0L);
-    if (n->o.ca_file)
-        curl_easy_setopt(e, CURLOPT_CAINFO, n->o.ca_file);
-    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(e, CURLOPT_HEADERDATA, n);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_data);
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, n);
+    net_setup_easy(n, n->easy, n->errbuf);
+    curl_easy_setopt(n->easy, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(n->easy, CURLOPT_HEADERDATA, n);
+    curl_easy_setopt(n->easy, CURLOPT_WRITEFUNCTION, on_data);
+    curl_easy_setopt(n->easy, CURLOPT_WRITEDATA, n);
 }
 
 static struct bk_net *net_new(const char *url, const struct bk_net_options *o, struct bk_error *err)
@@ -493,7 +349,7 @@ uint64_t bk_net_pos(const struct bk_net *n)
 
 uint64_t bk_net_received(const struct bk_net *n)
 {
-    return n->received;
+    return net_received(n);
 }
 
 bool bk_net_active(const struct bk_net *n)

@@ -72,6 +72,28 @@ uint64_t bk_net_received(const struct bk_net *n);
 
 void bk_net_close(struct bk_net *n);
 
+struct bk_net_ahead;
+
+/*
+ * Fetch the COUNT areas [areas[i][0], areas[i][1]) of N (ascending, disjoint, none
+ * empty; N must honour ranges) ahead of the readers, on a thread of its own: up to
+ * N's requests transfers at once, neighbouring areas merged (net/runs.h), at most
+ * 48 MiB held for the readers. N must outlive it.
+ */
+struct bk_net_ahead *bk_net_ahead_start(struct bk_net *n, const uint64_t (*areas)[2], size_t count,
+                                        struct bk_error *err);
+
+/*
+ * Up to LEN bytes at OFF from what arrived, waiting for them: 0 with *GOT > 0, -1 on
+ * failure, 1 when OFF is not in a planned area or was already handed out (read it
+ * another way). Any thread, in any order.
+ */
+int bk_net_ahead_read(struct bk_net_ahead *a, void *buf, size_t len, uint64_t off, size_t *got,
+                      struct bk_error *err);
+
+/* Stop the transfers and free what they hold. */
+void bk_net_ahead_stop(struct bk_net_ahead *a);
+
 /* Whether URL exists: 1 yes, 0 no (404, no such file), -1 another failure in ERR. */
 int bk_net_exists(const char *url, const struct bk_net_options *o, struct bk_error *err);
 

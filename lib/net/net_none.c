@@ -88,6 +88,27 @@ void bk_net_close(struct bk_net *n)
     free(n);
 }
 
+struct bk_net_ahead *bk_net_ahead_start(struct bk_net *n, const uint64_t (*areas)[2], size_t count,
+                                        struct bk_error *err)
+{
+    (void)n, (void)areas, (void)count;
+    bk_error_set(err, BK_E_UNSUPPORTED, 0, "no libcurl");
+    return NULL;
+}
+
+int bk_net_ahead_read(struct bk_net_ahead *a, void *buf, size_t len, uint64_t off, size_t *got,
+                      struct bk_error *err)
+{
+    (void)a, (void)buf, (void)len, (void)off, (void)err;
+    *got = 0;
+    return 1;
+}
+
+void bk_net_ahead_stop(struct bk_net_ahead *a)
+{
+    (void)a;
+}
+
 int bk_net_exists(const char *url, const struct bk_net_options *o, struct bk_error *err)
 {
     (void)o;

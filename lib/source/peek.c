@@ -33,6 +33,14 @@ static int peek_pread(struct bk_source *src, void *buf, size_t len, uint64_t off
     return bk_source_pread(p->in, buf, len, offset, got, err);
 }
 
+/* A plan is about preads, which pass through unchanged. */
+static int peek_plan(struct bk_source *src, const struct bk_area *areas, size_t count,
+                     struct bk_error *err)
+{
+    struct peek_source *p = src->priv;
+    return bk_source_plan(p->in, areas, count, err);
+}
+
 static void peek_close(struct bk_source *src)
 {
     struct peek_source *p = src->priv;
@@ -40,10 +48,11 @@ static void peek_close(struct bk_source *src)
     free(p);
 }
 
-/* The inner source's optional operations would skip the peeked bytes: none here. */
+/* The inner source's skip would skip the peeked bytes: not here. */
 static const struct bk_source_ops peek_ops = {
     .read = peek_read,
     .pread = peek_pread,
+    .plan = peek_plan,
     .close = peek_close,
 };
 

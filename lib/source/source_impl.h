@@ -45,6 +45,8 @@ struct bk_source {
     bool seekable;
     /* Reading decodes: the reading thread is busy, and a copy leaves it a CPU. */
     bool decodes;
+    /* Fetched from a network: a look at every part of it costs about what reading it does. */
+    bool remote;
     /* The source this one reads (a decoder's input), or NULL at the bottom of a stack. */
     const struct bk_source *below;
     void *priv;

@@ -199,3 +199,11 @@ pass "--bmap equal to the image: error"
 ln -s ../a.img disc/link.img
 expect_fail 1 'bmap.*image itself|image.*bmap' "$BMAPKIT" copy --bmap disc/link.img a.img out.img
 pass "--bmap naming the image through a symlink: error"
+# the same through file: URLs, given or found next to an image that is a bmap
+expect_fail 1 'bmap.*image itself' "$BMAPKIT" copy --bmap "file://$WORK/a.img" "file:$WORK/a.img" out.img
+expect_fail 1 'bmap.*image itself' "$BMAPKIT" copy --bmap a.img "file:$WORK/a.img" out.img
+expect_fail 1 'bmap.*image itself' "$BMAPKIT" copy --bmap "file:$WORK/disc/link.img" a.img out.img
+gen_bmap 2.0 a.img x.bmap
+expect_fail 1 'bmap.*image itself' "$BMAPKIT" copy "file://localhost$WORK/x.bmap" out.img
+[ ! -e out.img ] || fail "out.img created although the bmap was the image"
+pass "the bmap naming the image through file: URLs: the same error"

@@ -232,6 +232,29 @@ static int set_jobs(struct pieces *ps, struct bk_error *err)
     return 0;
 }
 
+/*
+ * Tell the compressed file which of its bytes the jobs read: their pieces, joined where
+ * they follow one another. A file that fetches (a URL) fetches those ahead, and when
+ * every piece is needed that is the file less its headers and index, as streaming it.
+ */
+static int plan_input(struct pieces *ps, struct bk_error *err)
+{
+    struct bk_area *c = malloc((ps->njobs ? ps->njobs : 1) * sizeof *c);
+    if (!c)
+        return bk_error_set(err, BK_E_NOMEM, 0, "out of memory");
+    size_t n = 0;
+    for (size_t j = 0; j < ps->njobs; j++) {
+        const struct piece *p = &ps->pieces[ps->jobs[j].piece];
+        if (n > 0 && c[n - 1].end == p->coff)
+            c[n - 1].end = p->coff + p->csize;
+        else
+            c[n++] = (struct bk_area){p->coff, p->coff + p->csize};
+    }
+    int rc = bk_source_plan(ps->in, c, n, err);
+    free(c);
+    return rc;
+}
+
 static int pieces_plan(struct bk_source *src, const struct bk_area *areas, size_t count,
                        struct bk_error *err)
 {
@@ -244,7 +267,7 @@ static int pieces_plan(struct bk_source *src, const struct bk_area *areas, size_
     ps->next_job = ps->granted = ps->head = 0;
     ps->fail_from = NO_FAILURE;
     ps->used = 0;
-    if (set_areas(ps, areas, count, err) < 0 || set_jobs(ps, err) < 0) {
+    if (set_areas(ps, areas, count, err) < 0 || set_jobs(ps, err) < 0 || plan_input(ps, err) < 0) {
         plan_stop(ps);
         return -1;
     }

@@ -101,7 +101,12 @@ int xz_blockdec_decode(struct bk_source *in, struct xz_blockdec *d, uint8_t *out
             d->strm.avail_out = sizeof spare;
         }
         if (d->strm.avail_in == 0 && d->cin < cend) {
-            size_t n = (size_t)bk_min_u64(cend - d->cin, XZ_IO_BYTES);
+            /*
+             * A block's first read is small: a look at its first bytes (the tar check
+             * of a new source) then costs a network source no more than its first window.
+             */
+            size_t io = d->strm.total_in == 0 ? XZ_FIRST_BYTES : XZ_IO_BYTES;
+            size_t n = (size_t)bk_min_u64(cend - d->cin, io);
             if (xz_read_at(in, d->inbuf, n, d->cin, err) < 0)
                 return -1;
             d->strm.next_in = d->inbuf;

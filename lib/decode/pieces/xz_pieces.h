@@ -16,6 +16,8 @@
 
 /* Compressed bytes a block decoder reads at a time. */
 #define XZ_IO_BYTES ((size_t)256 << 10)
+/* The first read of a block, which may only be looked at. */
+#define XZ_FIRST_BYTES ((size_t)32 << 10)
 
 /* One block, as the index describes it. Offsets are in the file and in the image. */
 struct xz_blk {

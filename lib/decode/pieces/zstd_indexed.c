@@ -15,6 +15,9 @@
  * (blocks are up to 128 KiB apart) rather than the whole file: a single-frame file,
  * the usual kind, then costs the stream decoder a few thousand small reads, not a copy.
  *
+ * A file fetched from a network is streamed: the walk would fetch about what streaming
+ * does (a window around each block header), and then the frames again.
+ *
  * A file with a frame whose header lacks its content size (zstd reading a pipe, pzstd),
  * whose frame needs a dictionary, or with fewer than two frames that hold data has no
  * random access: BK_E_UNSUPPORTED sends it to the stream decoder. Frames of no content
@@ -385,6 +388,14 @@ struct bk_source *bk_decode_zstd_indexed(struct bk_source *in, struct bk_error *
     if (!in->seekable || in->size < 0) {
         bk_error_set(err, BK_E_UNSUPPORTED, 0, "%s: zstd: random access needs a regular file",
                      in->name);
+        return NULL;
+    }
+    /*
+     * Without an index, finding the frames reads a window around every block header: over
+     * a network that fetches about what streaming the file does, before a single frame.
+     */
+    if (in->remote) {
+        bk_error_set(err, BK_E_UNSUPPORTED, 0, "%s: zstd: streamed from the network", in->name);
         return NULL;
     }
     struct zstd_scan s = {.in = in, .size = (uint64_t)in->size, .buf = malloc(SCAN_BYTES)};
