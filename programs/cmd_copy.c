@@ -9,6 +9,7 @@
 
 #include "copy_plan.h"
 #include "remote.h"
+#include "ssh_source.h"
 
 static void copy_help(void)
 {
@@ -214,6 +215,16 @@ static int check_remote(const char *image, const char *dest, struct copy_plan *p
             return rc;
         *remote_ums = u.ums;
     }
+    /* Images, bmaps and signatures over ssh: their URLs are checked before anything runs. */
+    const char *inputs[] = {image, plan->bmap_path, plan->bmap_sig};
+    for (size_t i = 0; i < 3; i++) {
+        int rc = ssh_source_is_url(inputs[i]) ? ssh_source_check_url(inputs[i]) : CLI_CONTINUE;
+        if (rc != CLI_CONTINUE)
+            return rc;
+    }
+    if (remote && (ssh_source_is_url(image) || ssh_source_is_url(plan->bmap_path)))
+        return cli_usage_error("copy", "an image or bmap over ssh cannot go to an ssh:// DEST: "
+                                       "run bmapkit on one of the two hosts");
     if (plan->remote_bmapkit && !remote)
         return cli_usage_error("copy", "--remote-bmapkit applies only to an ssh:// DEST");
     if (!plan->remote_bmapkit)

@@ -9,6 +9,7 @@
 #include "cli.h"
 #include "disk_select.h"
 #include "progress.h"
+#include "ssh_source.h"
 
 /* Whether the paths A and B name the same file. */
 static bool same_file(const char *a, const char *b)
@@ -22,8 +23,12 @@ static bool same_file(const char *a, const char *b)
  * A missing image is named as such before a bmap is looked for next to it or read, so
  * that the user learns first what is missing. Its message is the library's own.
  */
-static int check_image(const struct copy_plan *plan)
+static int check_image(struct copy_plan *plan)
 {
+    /* Over ssh one round trip also looks for the bmap and its signature. */
+    if (ssh_source_is_url(plan->image))
+        return ssh_check_image(plan->image, !plan->bmap_path && !plan->nobmap && !plan->bmap,
+                               plan->found, sizeof plan->found);
     struct stat st;
     if (strcmp(plan->image, "-") == 0 || stat(plan->image, &st) == 0)
         return EXIT_OK;
@@ -50,7 +55,9 @@ static int find_bmap(struct copy_plan *plan)
         }
         struct bk_error err;
         bk_error_clear(&err);
-        if (bk_bmap_find(plan->image, plan->found, sizeof plan->found, &err) < 0) {
+        if (ssh_source_is_url(plan->image)
+                ? ssh_found_bmap(plan->image, plan->found, &err) < 0
+                : bk_bmap_find(plan->image, plan->found, sizeof plan->found, &err) < 0) {
             cli_error("%s; give one with --bmap, or use --nobmap to copy the whole image",
                       cli_message(&err));
             return EXIT_ERROR;
@@ -80,7 +87,9 @@ static int open_inputs(struct copy_plan *plan)
         if (!bk_bmap_has_file_checksum(plan->bmap))
             cli_debug("bmap version %u.%u has no checksum of its own", major, minor);
     }
-    plan->src = bk_source_open_image(plan->image, &plan->format, &err);
+    plan->src = ssh_source_is_url(plan->image)
+                    ? ssh_open_image(plan->image, &plan->format, &err)
+                    : bk_source_open_image(plan->image, &plan->format, &err);
     if (!plan->src)
         return cli_fail(&err);
     cli_debug("image format: %s", bk_format_name(plan->format));
