@@ -139,6 +139,38 @@ first_mib_is_image cut.img && fail "a cut link left the image's head on the dest
 kill "$WRITER" 2>/dev/null || true
 pass "a link cut mid-copy fails in one line, without the image head"
 
+# --- stopped with SIGTERM while ssh streams: exit 4, and no ssh left running
+mkfifo slow2.img
+(
+    head -c 6M img
+    exec sleep 60
+) >slow2.img &
+WRITER=$!
+at_exit "kill $WRITER 2>/dev/null"
+"$BMAPKIT" copy -q --nobmap "$R$DIR/slow2.img" term.img 2>term.err &
+COPY=$!
+kids=
+for i in $(seq 300); do
+    kids=$(pgrep -P "$COPY" || true)
+    [ -n "$kids" ] && [ -s term.img ] && break
+    sleep 0.1
+done
+[ -n "$kids" ] || fail "bmapkit started no ssh for the image"
+kids="$kids $(for k in $kids; do pgrep -P "$k" || true; done)"
+kill -TERM "$COPY"
+rc=0
+wait "$COPY" || rc=$?
+[ "$rc" -eq 4 ] || { cat term.err; fail "SIGTERM during an ssh copy gave exit status $rc, not 4"; }
+sleep 0.5
+for k in $kids; do
+    if [ -e "/proc/$k" ] && ! grep -q '^[0-9]* ([^)]*) Z' "/proc/$k/stat"; then
+        fail "process $k ($(cat "/proc/$k/comm")) of the ssh image outlived bmapkit"
+    fi
+done
+first_mib_is_image term.img && fail "an interrupted copy left the image's head"
+kill "$WRITER" 2>/dev/null || true
+pass "SIGTERM during an ssh copy: exit 4, ssh stopped, no image head"
+
 # --- a user of its own: permission denied, and a password in the URL
 U=bkpw$$
 PW='pa:ss@w%rd!'
