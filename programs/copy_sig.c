@@ -55,8 +55,14 @@ static char *read_url(const char *path, const char *what, size_t *len)
 /* The whole file PATH (WHAT names it in errors) into a buffer the caller frees. */
 static char *read_whole(const char *path, const char *what, size_t *len)
 {
-    if (ssh_source_is_url(path))
-        return ssh_read_whole(path, what, len);
+    if (ssh_source_is_url(path)) {
+        struct bk_error err;
+        bk_error_clear(&err);
+        char *buf = ssh_read_whole(path, len, &err);
+        if (!buf)
+            cli_error("cannot read the %s: %s", what, cli_message(&err));
+        return buf;
+    }
     if (cli_is_url(path))
         return read_url(path, what, len);
     FILE *f = fopen(path, "rb");
@@ -96,7 +102,9 @@ static bool file_clearsigned(const char *path)
     if (ssh_source_is_url(path)) {
         /* Read whole: the parse that follows gets it from the cache, no second call. */
         size_t len = 0;
-        char *buf = ssh_read_whole(path, "bmap", &len);
+        struct bk_error err;
+        bk_error_clear(&err);
+        char *buf = ssh_read_whole(path, &len, &err); /* the parse that follows says why not */
         bool clear = buf && bk_signature_is_clearsigned(buf, len < sizeof head ? len : sizeof head);
         free(buf);
         return clear;

@@ -504,18 +504,14 @@ static struct {
     size_t len;
 } whole_cache;
 
-char *ssh_read_whole(const char *url, const char *what, size_t *len)
+char *ssh_read_whole(const char *url, size_t *len, struct bk_error *err)
 {
     if (!whole_cache.data || strcmp(whole_cache.url, url) != 0) {
-        struct bk_error err;
-        bk_error_clear(&err);
-        struct bk_source *src = ssh_open_file(url, &err);
+        struct bk_source *src = ssh_open_file(url, err);
         size_t n = 0;
-        char *data = src ? slurp(src, 1u << 30, &n, &err) : NULL;
-        if (!data) {
-            cli_error("cannot read the %s: %s", what, cli_message(&err));
+        char *data = src ? slurp(src, 1u << 30, &n, err) : NULL;
+        if (!data)
             return NULL;
-        }
         free(whole_cache.data);
         whole_cache.data = data;
         whole_cache.len = n;
@@ -523,7 +519,7 @@ char *ssh_read_whole(const char *url, const char *what, size_t *len)
     }
     char *copy = malloc(whole_cache.len + 1);
     if (!copy) {
-        cli_error("out of memory");
+        bk_error_set(err, BK_E_NOMEM, 0, "out of memory");
         return NULL;
     }
     memcpy(copy, whole_cache.data, whole_cache.len + 1);

@@ -45,11 +45,11 @@ struct bk_source *ssh_open_file(const char *url, struct bk_error *err);
 struct bk_source *ssh_open_image(const char *url, enum bk_format *format, struct bk_error *err);
 
 /*
- * All of the small file at URL (a bmap or its signature; WHAT names it in the error)
- * into a buffer the caller frees, or NULL after printing the error. The last file read
- * is kept, so reading it twice costs one connection.
+ * All of the small file at URL (a bmap or its signature) into a buffer the caller
+ * frees, or NULL with ERR filled. The last file read is kept, so reading it twice
+ * costs one connection.
  */
-char *ssh_read_whole(const char *url, const char *what, size_t *len);
+char *ssh_read_whole(const char *url, size_t *len, struct bk_error *err);
 
 /*
  * The hidden mode in which ssh runs this program as its SSH_ASKPASS: prints the

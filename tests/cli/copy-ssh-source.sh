@@ -91,6 +91,8 @@ expect_fail 1 "$R$DIR/dir: a directory there" "$BMAPKIT" copy -q "$R$DIR/dir" ba
 mv img.bmap img.bmap.keep
 expect_fail 1 "no bmap found for $R$DIR/img.gz .*--nobmap" "$BMAPKIT" copy -q "$R$DIR/img.gz" bad2
 mv img.bmap.keep img.bmap
+expect_fail 1 "cannot read the bmap: $R:$REL/none.bmap: .*No such file" \
+    "$BMAPKIT" copy -q --bmap "$R:$REL/none.bmap" "$R:$REL/img.xz" bad2
 [ -e bad2 ] && fail "a failed copy made its destination"
 : >unknown_hosts
 sed "s|UserKnownHostsFile .*|UserKnownHostsFile $WORK/unknown_hosts|" "$WORK/alias_config" >"$WORK/strict_config"
