@@ -197,9 +197,21 @@ Host bk-pw
 EOF
 PWURL="ssh://$U:pa%3Ass@w%25rd!@bk-pw:img.xz"
 unset SSH_AUTH_SOCK DISPLAY
-BMAPKIT_SSH_COMMAND="ssh -F $WORK/pw_config" run_ok "$BMAPKIT" copy -d --json-events pw.json \
+# A wrapper that records the argument lists ssh gets, and whether its askpass is set.
+cat >"$WORK/sshwrap" <<WRAP
+#!/bin/sh
+printf '%s\n' "\$*" >>"$WORK/ssh_argv"
+printf '%s\n' "\$SSH_ASKPASS_REQUIRE \$SSH_ASKPASS" >>"$WORK/ssh_askpass"
+exec ssh "\$@"
+WRAP
+chmod +x "$WORK/sshwrap"
+BMAPKIT_SSH_COMMAND="$WORK/sshwrap -F $WORK/pw_config" run_ok "$BMAPKIT" copy -d --json-events pw.json \
     "$PWURL" pwout </dev/null
 same_as_image img img.bmap pwout
+[ "$(wc -l <"$WORK/ssh_argv")" -eq 3 ] || fail "expected 3 ssh calls (probe, bmap, image): $(cat "$WORK/ssh_argv")"
+grep -qF "pa:ss" "$WORK/ssh_argv" && fail "the password is on ssh's command line"
+grep -qvx "force $(readlink -f "$BMAPKIT")" "$WORK/ssh_askpass" &&
+    fail "ssh's askpass is not this bmapkit: $(cat "$WORK/ssh_askpass")"
 grep -q "Accepted password for $U" "$SSH_LOG" || fail "sshd did not log a password login for $U"
 cat .out .err pw.json >all
 grep -qF "pa:ss" all && fail "the password shows in the output"
