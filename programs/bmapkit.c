@@ -9,6 +9,7 @@
 
 #include "bmapkit/bmapkit.h"
 #include "disk_select.h"
+#include "ssh_source.h"
 
 static const struct {
     const char *name;
@@ -65,6 +66,10 @@ static void print_version(const char *argv0)
 
 int main(int argc, char **argv)
 {
+    /* ssh asking for the password of an ssh:// image (see ssh_source.c). */
+    int askpass = ssh_askpass(argc, argv);
+    if (askpass >= 0)
+        return askpass;
     /* First of all: a Ctrl-C or SIGTERM from now on ends in the documented way. */
     cli_install_signals();
     static const struct option longopts[] = {

@@ -13,6 +13,7 @@
 
 #include "copy_plan.h"
 #include "remote.h"
+#include "ssh_source.h"
 
 static void copy_help(void)
 {
@@ -25,6 +26,9 @@ static void copy_help(void)
            "ftp:// or file: URL (fetching only the bytes needed where the server allows),\n"
            "and may be compressed (gzip, bzip2, xz, zstd, lz4, lzop) or the first file of a\n"
            "tar or zip archive: it is decoded here, the format told by its content.\n"
+           "IMAGE (and BMAP) may also be ssh://[USER[:PASSWORD]@]HOST:PATH (PATH relative\n"
+           "to the home folder there unless it starts with /) or ssh://HOST[:PORT]/PATH,\n"
+           "read with ssh.\n"
            "DEST 'ums' (or 'ums:SELECTOR') is the disk of a board running U-Boot's 'ums'\n"
            "command, like --ums; write ./ums for a file of that name.\n"
            "DEST ssh://[USER@]HOST[:PORT]/PATH (or ssh://HOST/ums[:SELECTOR]) is on another\n"
@@ -312,6 +316,16 @@ static int check_remote(const char *image, const char *dest, struct copy_plan *p
     if (remote && (plan->n_forced || plan->zero_unmapped || plan->relocate_gpt))
         return cli_usage_error("copy", "--force-range, --zero-unmapped and --relocate-gpt apply "
                                        "only to a DEST on this host");
+    /* Images, bmaps and signatures over ssh: their URLs are checked before anything runs. */
+    const char *inputs[] = {image, plan->bmap_path, plan->bmap_sig};
+    for (size_t i = 0; i < 3; i++) {
+        int rc = ssh_source_is_url(inputs[i]) ? ssh_source_check_url(inputs[i]) : CLI_CONTINUE;
+        if (rc != CLI_CONTINUE)
+            return rc;
+    }
+    if (remote && (ssh_source_is_url(image) || ssh_source_is_url(plan->bmap_path)))
+        return cli_usage_error("copy", "an image or bmap over ssh cannot go to an ssh:// DEST: "
+                                       "run bmapkit on one of the two hosts");
     if (plan->remote_bmapkit && !remote)
         return cli_usage_error("copy", "--remote-bmapkit applies only to an ssh:// DEST");
     if (!plan->remote_bmapkit)

@@ -11,6 +11,7 @@
 #include "cli.h"
 #include "disk_select.h"
 #include "progress.h"
+#include "ssh_source.h"
 
 /*
  * The local path of PATH: PATH itself, or the file a file: URL names ("file:/abs",
@@ -64,6 +65,10 @@ static bool same_file(const char *a, const char *b)
  */
 static int check_image(struct copy_plan *plan)
 {
+    /* Over ssh one round trip also looks for the bmap and its signature. */
+    if (ssh_source_is_url(plan->image))
+        return ssh_check_image(plan->image, !plan->bmap_path && !plan->nobmap && !plan->bmap,
+                               plan->found, sizeof plan->found);
     struct stat st;
     if (strcmp(plan->image, "-") == 0 || stat(plan->image, &st) == 0)
         return EXIT_OK;
@@ -85,8 +90,10 @@ static int find_bmap(struct copy_plan *plan)
         }
         struct bk_error err;
         bk_error_clear(&err);
-        if (bk_bmap_find_fetch(plan->image, &plan->fetch, plan->found, sizeof plan->found, &err) <
-            0) {
+        if (ssh_source_is_url(plan->image)
+                ? ssh_found_bmap(plan->image, plan->found, &err) < 0
+                : bk_bmap_find_fetch(plan->image, &plan->fetch, plan->found, sizeof plan->found,
+                                     &err) < 0) {
             cli_error("%s; give one with --bmap, or use --nobmap to copy the whole image",
                       cli_message(&err));
             return EXIT_ERROR;
@@ -118,7 +125,10 @@ static int open_inputs(struct copy_plan *plan)
     }
     /* A URL image is open already (check_image). */
     if (!plan->src)
-        plan->src = bk_source_open_image_fetch(plan->image, &plan->fetch, &plan->format, &err);
+        plan->src = ssh_source_is_url(plan->image)
+                        ? ssh_open_image(plan->image, &plan->format, &err)
+                        : bk_source_open_image_fetch(plan->image, &plan->fetch, &plan->format,
+                                                     &err);
     if (!plan->src)
         return cli_fail(&err);
     if (cli_is_net_url(plan->image))

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "ssh_source.h"
 
 enum { MAX_FILE = 1 << 30 };
 
@@ -56,6 +57,14 @@ static char *read_url(const char *path, const struct bk_fetch_options *fo, const
 static char *read_whole(const char *path, const struct bk_fetch_options *fo, const char *what,
                         size_t *len)
 {
+    if (ssh_source_is_url(path)) {
+        struct bk_error err;
+        bk_error_clear(&err);
+        char *buf = ssh_read_whole(path, len, &err);
+        if (!buf)
+            cli_error("cannot read the %s: %s", what, cli_message(&err));
+        return buf;
+    }
     if (cli_is_url(path))
         return read_url(path, fo, what, len);
     FILE *f = fopen(path, "rb");
@@ -92,6 +101,16 @@ static char *read_whole(const char *path, const struct bk_fetch_options *fo, con
 static bool file_clearsigned(const char *path, const struct bk_fetch_options *fo)
 {
     char head[64];
+    if (ssh_source_is_url(path)) {
+        /* Read whole: the parse that follows gets it from the cache, no second call. */
+        size_t len = 0;
+        struct bk_error err;
+        bk_error_clear(&err);
+        char *buf = ssh_read_whole(path, &len, &err); /* the parse that follows says why not */
+        bool clear = buf && bk_signature_is_clearsigned(buf, len < sizeof head ? len : sizeof head);
+        free(buf);
+        return clear;
+    }
     if (cli_is_url(path)) {
         struct bk_error err;
         bk_error_clear(&err);
@@ -134,6 +153,16 @@ static void find_signature(struct copy_plan *plan)
         return;
     }
     static const char *const suffixes[] = {".asc", ".sig"};
+    if (ssh_source_is_url(plan->bmap_path)) {
+        /* One question to the host for both names. */
+        int i = ssh_find_signature(plan->bmap_path, suffixes, 2);
+        if (i >= 0) {
+            snprintf(plan->sig_found, sizeof plan->sig_found, "%s%s", plan->bmap_path, suffixes[i]);
+            plan->sig_path = plan->sig_found;
+            cli_debug("using bmap signature %s", plan->sig_path);
+        }
+        return;
+    }
     for (size_t i = 0; i < 2; i++) {
         int n =
             snprintf(plan->sig_found, sizeof plan->sig_found, "%s%s", plan->bmap_path, suffixes[i]);
@@ -244,16 +273,16 @@ int copy_load_bmap(struct copy_plan *plan)
     }
     struct bk_error err;
     bk_error_clear(&err);
-    if (!cli_is_net_url(plan->bmap_path)) {
+    if (ssh_source_is_url(plan->bmap_path) || cli_is_net_url(plan->bmap_path)) {
+        /* Fetched here, so that the fetch options apply to the bmap too. */
+        size_t len = 0;
+        char *buf = read_whole(plan->bmap_path, &plan->fetch, "bmap", &len);
+        if (!buf)
+            return EXIT_ERROR;
+        plan->bmap = bk_bmap_parse_buffer(buf, len, plan->bmap_path, &err);
+        free(buf);
+    } else {
         plan->bmap = bk_bmap_parse_file(plan->bmap_path, &err);
-        return plan->bmap ? EXIT_OK : cli_fail(&err);
     }
-    /* Fetched here, so that the fetch options apply to the bmap too. */
-    size_t len = 0;
-    char *buf = read_url(plan->bmap_path, &plan->fetch, "bmap", &len);
-    if (!buf)
-        return EXIT_ERROR;
-    plan->bmap = bk_bmap_parse_buffer(buf, len, plan->bmap_path, &err);
-    free(buf);
     return plan->bmap ? EXIT_OK : cli_fail(&err);
 }

@@ -84,6 +84,31 @@ BK_API struct bk_source *bk_source_open_image_fetch(const char *path,
  */
 BK_API uint64_t bk_source_fetched(const struct bk_source *src);
 
+/*
+ * The standard output of the program ARGV (NULL-terminated; argv[0] is looked up in
+ * PATH), started now with standard input from /dev/null, as a sequential source of
+ * unknown size; for example ssh HOST cat FILE. ENVP is its environment (NULL: this
+ * process's). NAME names the source in messages, without any password. The end of
+ * the output is the end of the source only when the program exits with status 0;
+ * otherwise reading it fails with BK_E_IO and the last line of the program's error
+ * output, so a connection that drops never looks like a short image. Closing the
+ * source before the end stops the program (SIGTERM, then SIGKILL after two seconds)
+ * and waits for it. bk_source_fetched counts the bytes read from it. Returns NULL
+ * with ERR filled when the program cannot be started.
+ */
+BK_API struct bk_source *bk_source_open_command(char *const *argv, char *const *envp,
+                                                const char *name, struct bk_error *err);
+
+/*
+ * Stack on RAW (any source, taken in every case, also on failure) the decoders its
+ * first bytes call for, as bk_source_open_image does for a file: compressed formats,
+ * tar and zip archives. NAME_HINT (may be NULL) is a file name whose suffix must
+ * agree with the content. *FORMAT (may be NULL) receives the outer format. Returns the
+ * source of the image, or NULL with ERR filled.
+ */
+BK_API struct bk_source *bk_source_decode(struct bk_source *raw, const char *name_hint,
+                                          enum bk_format *format, struct bk_error *err);
+
 #ifdef __cplusplus
 }
 #endif

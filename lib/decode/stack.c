@@ -157,3 +157,13 @@ struct bk_source *bk_source_open_image_fetch(const char *path, const struct bk_f
         return NULL;
     return bk_decode_stack(src, strcmp(path, "-") == 0 ? NULL : path, format, err);
 }
+
+struct bk_source *bk_source_decode(struct bk_source *raw, const char *name_hint,
+                                   enum bk_format *format, struct bk_error *err)
+{
+    if (!raw) {
+        bk_error_set(err, BK_E_INVALID, 0, "no source to decode");
+        return NULL;
+    }
+    return bk_decode_stack(raw, name_hint, format, err);
+}
