@@ -92,6 +92,8 @@ static void copy_help(void)
            "                           (default 60)\n"
            "      --retries N          try a transfer that broke off N more times, from the\n"
            "                           byte reached (1 to 100, default 4)\n"
+           "      --requests N         fetch with up to N requests in flight (1 to 32,\n"
+           "                           default 4)\n"
            "  -q, --quiet              print only warnings and errors\n"
            "  -d, --debug              print debugging messages\n"
            "  -h, --help               print this help and exit\n"
@@ -129,6 +131,7 @@ enum {
     OPT_CONNECT_TIMEOUT,
     OPT_STALL_TIMEOUT,
     OPT_NET_RETRIES,
+    OPT_NET_REQUESTS,
 };
 
 static const struct option longopts[] = {
@@ -157,6 +160,7 @@ static const struct option longopts[] = {
     {"connect-timeout", required_argument, NULL, OPT_CONNECT_TIMEOUT},
     {"stall-timeout", required_argument, NULL, OPT_STALL_TIMEOUT},
     {"retries", required_argument, NULL, OPT_NET_RETRIES},
+    {"requests", required_argument, NULL, OPT_NET_REQUESTS},
     /* Internal: how a copy over ssh hands the bmap to the other host's bmapkit. */
     {"bmap-from-stdin", required_argument, NULL, OPT_BMAP_FROM_STDIN},
     {"quiet", no_argument, NULL, 'q'},
@@ -194,6 +198,10 @@ static int fetch_option(int c, struct bk_fetch_options *fo)
         if (cli_parse_uint(optarg, 1, 86400, &fo->stall_timeout) < 0)
             return cli_usage_error("copy", "--stall-timeout takes a number of seconds from 1 "
                                            "to 86400");
+        return CLI_CONTINUE;
+    case OPT_NET_REQUESTS:
+        if (cli_parse_uint(optarg, 1, 32, &fo->requests) < 0)
+            return cli_usage_error("copy", "--requests takes a number from 1 to 32");
         return CLI_CONTINUE;
     default: /* OPT_NET_RETRIES; 0 would mean the default to the library */
         if (cli_parse_uint(optarg, 1, 100, &fo->retries) < 0)
@@ -243,6 +251,7 @@ static int take_option(int c, char **argv, struct copy_plan *plan, bool *wait_gi
     case OPT_CONNECT_TIMEOUT:
     case OPT_STALL_TIMEOUT:
     case OPT_NET_RETRIES:
+    case OPT_NET_REQUESTS:
         return fetch_option(c, &plan->fetch);
     default:
         return cli_common_option(c, "copy", argv, longopts, copy_help);

@@ -158,14 +158,15 @@ size=$(stat -c %s www/plain/img.zst)
 pass "zstd over http: $got bytes sent for a $size-byte file"
 
 # --- one request in flight gives the same image from the same bytes as several.
-if $BMAPKIT copy --help 2>&1 | grep -q -- '--requests'; then
-    clear_log
-    run_ok $BMAPKIT copy --requests 1 "$url/plain/img" out.raw
-    same_image out.raw "raw over http, one request at a time"
-    one=$(sent /plain/img)
-    [ "$one" -le "$limit" ] || fail "raw, one request at a time: nginx sent $one bytes"
-    pass "one request at a time: the same image, $one bytes sent"
-fi
+clear_log
+run_ok $BMAPKIT copy --requests 1 "$url/plain/img" out.raw
+same_image out.raw "raw over http, one request at a time"
+one=$(sent /plain/img)
+[ "$one" -le "$limit" ] || fail "raw, one request at a time: nginx sent $one bytes"
+pass "one request at a time: the same image, $one bytes sent"
+expect_fail 2 "--requests takes a number from 1 to 32" $BMAPKIT copy --requests 0 "$url/plain/img" out.raw
+expect_fail 2 "--requests takes a number from 1 to 32" $BMAPKIT copy --requests 33 "$url/plain/img" out.raw
+pass "--requests out of range: a usage error"
 
 # --- gzip: streamed.
 run_ok $BMAPKIT copy --bmap "$url/plain/img.bmap" "$url/plain/img.gz" out.raw
