@@ -56,7 +56,7 @@ static int hash_segment(struct pipeline *p, struct bk_digest *d, const struct se
         job->stats.ranges_verified++;
     else
         job->stats.ranges_unchecked++;
-    ring_concluded(&p->state, g->range);
+    ring_concluded(&p->state, g->owner, g->range);
     pthread_mutex_unlock(&p->lock);
     return 0;
 }
@@ -92,7 +92,7 @@ void *pipeline_hasher_main(void *arg)
         const struct slot *s = &p->slots[slot];
         int rc = 0;
         for (size_t i = 0; i < s->nseg && rc == 0; i++)
-            if (s->seg[i].range % p->state.hashers == me)
+            if (s->seg[i].owner == me)
                 rc = hash_segment(p, d, &s->seg[i], &err);
         if (rc < 0) {
             pipeline_fail(p, &err);
