@@ -110,6 +110,10 @@ bool lanes_next(struct lanes *l, uint64_t max, struct lane_piece *out)
     struct lane *ln = &l->lane[l->current];
     hand_out(l, l->current, ln->big && l->turn_left < max ? l->turn_left : max, l->current, out);
     l->turn_left -= out->len < l->turn_left ? out->len : l->turn_left;
+    /* A turn also ends where the caller's buffer does: turns then line up with slots, one
+       read and one hasher per slot. */
+    if (ln->big && out->len == max)
+        l->turn_left = 0;
     return true;
 }
 

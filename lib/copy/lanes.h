@@ -62,8 +62,9 @@ void lanes_init(struct lanes *l, size_t ranges, unsigned count, unsigned hashers
                 uint64_t turn, lanes_len_fn len, const void *ctx);
 
 /*
- * The next piece, at most MAX bytes (more than 0); a range of 0 bytes comes as one piece
- * of 0 bytes. False once every range was handed out.
+ * The next piece, at most MAX bytes (more than 0: what is left of the caller's buffer);
+ * a long range's turn ends after TURN bytes or where a piece fills MAX. A range of 0
+ * bytes comes as one piece of 0 bytes. False once every range was handed out.
  */
 bool lanes_next(struct lanes *l, uint64_t max, struct lane_piece *out);
 

@@ -163,6 +163,24 @@ static void test_two_long_ranges_alternate(void **state)
     free(rec);
 }
 
+/* Turns end where a slot does: after one short first piece, one lane per slot. */
+static void test_turns_line_up_with_slots(void **state)
+{
+    (void)state;
+    struct layout lay = {.n = 3, .len = {4096, 16 * MiB, 16 * MiB}};
+    struct record *rec = new_record();
+    run(&lay, 2, 2, rec);
+    assert_int_equal(rec->piece[0].range, 0);
+    assert_int_equal(rec->piece[1].range, 1);
+    assert_int_equal(rec->piece[1].len, MiB - 4096);
+    for (size_t i = 2; i < rec->pieces - 1; i++) {
+        assert_int_equal(rec->piece[i].len, MiB);
+        assert_int_equal(rec->piece[i].range, 2 - i % 2);
+    }
+    assert_int_equal(rec->piece[rec->pieces - 1].len, 4096);
+    free(rec);
+}
+
 /*
  * A long range, then short ones: the short ones take turns with the long one in the
  * second lane; once the long one has ended, the rest comes in order again.
@@ -322,6 +340,7 @@ int main(void)
         cmocka_unit_test(test_short_ranges_come_in_order),
         cmocka_unit_test(test_one_lane_keeps_the_order),
         cmocka_unit_test(test_two_long_ranges_alternate),
+        cmocka_unit_test(test_turns_line_up_with_slots),
         cmocka_unit_test(test_short_ranges_beside_a_long_one),
         cmocka_unit_test(test_lanes_take_the_next_long_range),
         cmocka_unit_test(test_empty_ranges),
