@@ -140,10 +140,7 @@ static int reader_fill_ranges(struct pipeline *p, struct reader_pos *r, struct s
                                              .range = pc.range,
                                              .owner = pc.owner,
                                              .range_end = pc.range_end};
-        /* The writer holds a slot back for the verdicts of short ranges only: a long one
-           is written while it is hashed anyway, and waiting would shrink the ring. */
-        if (bk_bmap_range_bytes(job->bmap, pc.range) < SIDE_BY_SIDE_BYTES)
-            ring_meta_add(m, pc.owner, pc.range);
+        ring_meta_add(m, pc.owner, pc.range);
         used += (size_t)pc.len;
     }
     if (!job->src->seekable && reader_drain(p, r, err) < 0)
