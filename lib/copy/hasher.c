@@ -37,7 +37,7 @@ static int hash_segment(struct pipeline *p, struct bk_digest *d, const struct se
     struct bk_copy *job = p->job;
     if (copy_unchanged_skips(job, g->range)) { /* the destination matched it already */
         pthread_mutex_lock(&p->lock);
-        ring_concluded(&p->state, g->range);
+        ring_concluded(&p->state, g->owner, g->range);
         pthread_mutex_unlock(&p->lock);
         return 0;
     }
@@ -63,7 +63,7 @@ static int hash_segment(struct pipeline *p, struct bk_digest *d, const struct se
         job->stats.ranges_verified++;
     else
         job->stats.ranges_unchecked++;
-    ring_concluded(&p->state, g->range);
+    ring_concluded(&p->state, g->owner, g->range);
     pthread_mutex_unlock(&p->lock);
     return 0;
 }
@@ -99,7 +99,7 @@ void *pipeline_hasher_main(void *arg)
         const struct slot *s = &p->slots[slot];
         int rc = 0;
         for (size_t i = 0; i < s->nseg && rc == 0; i++)
-            if (s->seg[i].range % p->state.hashers == me)
+            if (s->seg[i].owner == me)
                 rc = hash_segment(p, d, &s->seg[i], &err);
         if (rc < 0) {
             pipeline_fail(p, &err);

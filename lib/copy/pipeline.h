@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Internal: the copy pipeline's ring of buffers and its threads' meeting point. A
- * reader (reader.c), hashers (hasher.c: one per CPU, each taking every Nth range) and a
- * writer (writer.c) pass the slots around in order; driver.c starts them. The rules of
+ * reader (reader.c, in the order of lanes.h), hashers (hasher.c: one per CPU, each
+ * checking the ranges the reader gives it) and a writer (writer.c) pass the slots
+ * around in order; driver.c starts them. The rules of
  * who may go on live in ring_state.h; this adds the buffers, the lock, one condition per
  * kind of waiter, and the stop on failure or cancellation. The stages depend on this,
  * not on each other.
@@ -34,6 +35,7 @@ struct segment {
     const uint8_t *data;
     uint32_t len;
     size_t range;
+    unsigned owner; /* the hasher that checks it */
     bool range_end;
 };
 

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* The reader stage: fills slots with the mapped pieces of the image, in order. */
+/* The reader stage: fills slots with the mapped pieces of the image (order: lanes.h). */
+#include "copy/lanes.h"
 #include "copy/pipeline.h"
 
 #include <errno.h>
@@ -12,25 +13,52 @@
 
 /* How far a stream is read past the image's end to find what is wrong with it. */
 #define DRAIN_LIMIT ((uint64_t)64 << 20)
+/* Ranges this long are read side by side where the source allows: a shorter one is
+   hashed while the ring already holds its neighbours, which other hashers check. */
+#define SIDE_BY_SIDE_BYTES ((uint64_t)SLOT_COUNT * SLOT_BYTES / 2)
+/* A lane's turn: one slot, so that hashers of ranges read side by side alternate. */
+#define TURN_BYTES ((uint64_t)SLOT_BYTES)
 
 struct reader_pos {
-    size_t range;    /* current range */
-    uint64_t offset; /* next image byte to deliver */
-    uint64_t end;    /* end of the current range; UINT64_MAX when unknown */
-    uint64_t stream; /* position of a non-seekable source */
+    struct lanes order; /* with a bmap: the next piece of which range */
+    uint64_t offset;    /* without: next image byte to deliver */
+    uint64_t end;       /* without: the image's end; UINT64_MAX when unknown */
+    bool whole_done;    /* without: the image was read to its end */
+    uint64_t stream;    /* position of a non-seekable source */
 };
 
-static void reader_enter_range(const struct bk_copy *job, struct reader_pos *r)
+/* A range the destination holds already (skip_unchanged) is read as one empty piece, so
+   that its hasher concludes it. */
+static uint64_t range_len(const void *ctx, size_t i)
 {
-    if (job->bmap) {
-        r->offset = bk_bmap_range_start(job->bmap, r->range);
-        r->end = r->offset + bk_bmap_range_bytes(job->bmap, r->range);
-        if (copy_unchanged_skips(job, r->range))
-            r->end = r->offset; /* one empty piece, so that its hasher concludes it */
-    } else {
-        r->offset = 0;
+    const struct bk_copy *job = ctx;
+    return copy_unchanged_skips(job, i) ? 0 : bk_bmap_range_bytes(job->bmap, i);
+}
+
+/*
+ * Ranges read side by side: one per hasher where reading out of order costs little, a
+ * local file. A stream cannot go back, a network source would start a request for each
+ * turn, and a decoder works ahead in the order the plan gave it.
+ */
+static unsigned side_by_side(const struct bk_copy *job, unsigned hashers)
+{
+    const struct bk_source *s = job->src;
+    if (!job->bmap || !s->seekable || s->decodes)
+        return 1;
+    for (; s; s = s->below)
+        if (s->ops->fetched)
+            return 1;
+    return hashers;
+}
+
+static void reader_start(const struct pipeline *p, struct reader_pos *r)
+{
+    const struct bk_copy *job = p->job;
+    if (job->bmap)
+        lanes_init(&r->order, job->bmap->range_count, side_by_side(job, p->state.hashers),
+                   p->state.hashers, SIDE_BY_SIDE_BYTES, TURN_BYTES, range_len, job);
+    else
         r->end = job->src->size >= 0 ? (uint64_t)job->src->size : UINT64_MAX;
-    }
 }
 
 /* Skip stream bytes up to OFFSET. */
@@ -73,19 +101,19 @@ static int reader_drain(struct pipeline *p, struct reader_pos *r, struct bk_erro
     return 0;
 }
 
-/* Read the next WANT bytes of the current range into BUF; *GOT says how many came. */
-static int reader_piece(struct pipeline *p, struct reader_pos *r, uint8_t *buf, size_t want,
-                        size_t *got, struct bk_error *err)
+/* Read WANT image bytes at OFFSET into BUF; *GOT says how many came. */
+static int reader_piece(struct pipeline *p, struct reader_pos *r, uint64_t offset, uint8_t *buf,
+                        size_t want, size_t *got, struct bk_error *err)
 {
     const struct bk_copy *job = p->job;
     *got = want;
     if (job->src->seekable && job->bmap)
-        return bk_source_pread_full(job->src, buf, want, r->offset, err);
-    if (reader_skip(p, r, r->offset, err) < 0)
+        return bk_source_pread_full(job->src, buf, want, offset, err);
+    if (reader_skip(p, r, offset, err) < 0)
         return -1;
     int rc;
     if (job->bmap || r->end != UINT64_MAX)
-        rc = bk_source_read_full(job->src, buf, want, r->offset, err);
+        rc = bk_source_read_full(job->src, buf, want, offset, err);
     else
         rc = bk_source_read(job->src, buf, want, got, err);
     if (rc == 0)
@@ -94,47 +122,76 @@ static int reader_piece(struct pipeline *p, struct reader_pos *r, uint8_t *buf, 
 }
 
 /*
- * Fill one slot and describe it in M; returns 1 when the image is complete, 0 to go
- * on, -1 on error.
+ * Fill one slot with pieces of the bmap's ranges and describe it in M; returns 1 when
+ * the image is complete, 0 to go on, -1 on error.
  */
-static int reader_fill(struct pipeline *p, struct reader_pos *r, struct slot *s,
-                       struct slot_meta *m, struct bk_error *err)
+static int reader_fill_ranges(struct pipeline *p, struct reader_pos *r, struct slot *s,
+                              struct slot_meta *m, struct bk_error *err)
 {
     const struct bk_copy *job = p->job;
     size_t used = 0;
-    s->nseg = 0;
-    *m = (struct slot_meta){.first_range = r->range};
-    while (r->range < copy_range_count(job)) {
+    while (!lanes_done(&r->order)) {
         if (used == SLOT_BYTES || s->nseg == SLOT_SEGMENTS)
             return 0;
-        uint64_t want = r->end - r->offset;
-        struct segment *g = &s->seg[s->nseg];
-        *g = (struct segment){.offset = r->offset, .range = r->range};
-        if (want > SLOT_BYTES - used)
-            want = SLOT_BYTES - used;
+        struct lane_piece pc;
+        lanes_next(&r->order, SLOT_BYTES - used, &pc);
+        uint64_t offset = bk_bmap_range_start(job->bmap, pc.range) + pc.at;
         size_t got;
-        g->data = s->data + used;
-        if (reader_piece(p, r, s->data + used, (size_t)want, &got, err) < 0)
+        if (reader_piece(p, r, offset, s->data + used, (size_t)pc.len, &got, err) < 0)
             return -1;
-        used += got;
-        bool at_end = r->offset + got == r->end || (got == 0 && r->end == UINT64_MAX);
-        if (got > 0 || at_end) {
-            g->len = (uint32_t)got;
-            g->range_end = at_end;
-            s->nseg++;
-            m->last_range = r->range;
-        }
-        r->offset += got;
-        if (at_end) {
-            r->range++;
-            if (r->range < copy_range_count(job))
-                reader_enter_range(job, r);
-        }
+        s->seg[s->nseg++] = (struct segment){.offset = offset,
+                                             .data = s->data + used,
+                                             .len = (uint32_t)pc.len,
+                                             .range = pc.range,
+                                             .owner = pc.owner,
+                                             .range_end = pc.range_end};
+        ring_meta_add(m, pc.owner, pc.range);
+        used += (size_t)pc.len;
     }
-    if (job->bmap && !job->src->seekable && reader_drain(p, r, err) < 0)
+    if (!job->src->seekable && reader_drain(p, r, err) < 0)
         return -1;
     m->eof = true;
     return 1;
+}
+
+/* Fill one slot with the whole image (no bmap), as reader_fill_ranges. */
+static int reader_fill_whole(struct pipeline *p, struct reader_pos *r, struct slot *s,
+                             struct slot_meta *m, struct bk_error *err)
+{
+    size_t used = 0;
+    while (!r->whole_done) {
+        if (used == SLOT_BYTES || s->nseg == SLOT_SEGMENTS)
+            return 0;
+        uint64_t want = r->end - r->offset;
+        if (want > SLOT_BYTES - used)
+            want = SLOT_BYTES - used;
+        size_t got;
+        if (reader_piece(p, r, r->offset, s->data + used, (size_t)want, &got, err) < 0)
+            return -1;
+        bool at_end = r->offset + got == r->end || (got == 0 && r->end == UINT64_MAX);
+        if (got > 0 || at_end) {
+            s->seg[s->nseg++] = (struct segment){.offset = r->offset,
+                                                 .data = s->data + used,
+                                                 .len = (uint32_t)got,
+                                                 .range_end = at_end};
+            ring_meta_add(m, 0, 0);
+        }
+        used += got;
+        r->offset += got;
+        r->whole_done = at_end;
+    }
+    m->eof = true;
+    return 1;
+}
+
+static int reader_fill(struct pipeline *p, struct reader_pos *r, struct slot *s,
+                       struct slot_meta *m, struct bk_error *err)
+{
+    s->nseg = 0;
+    *m = (struct slot_meta){0};
+    if (p->job->bmap)
+        return reader_fill_ranges(p, r, s, m, err);
+    return reader_fill_whole(p, r, s, m, err);
 }
 
 void *pipeline_reader_main(void *arg)
@@ -143,8 +200,7 @@ void *pipeline_reader_main(void *arg)
     struct bk_error err;
     bk_error_clear(&err);
     struct reader_pos r = {0};
-    if (copy_range_count(p->job) > 0)
-        reader_enter_range(p->job, &r);
+    reader_start(p, &r);
 
     for (int done = 0; !done;) {
         pthread_mutex_lock(&p->lock);

@@ -34,9 +34,9 @@ void ring_hashed(struct ring_state *r, unsigned h)
     r->hashed[h]++;
 }
 
-void ring_concluded(struct ring_state *r, size_t range)
+void ring_concluded(struct ring_state *r, unsigned h, size_t range)
 {
-    r->concluded[range % r->hashers] = range + 1;
+    r->concluded[h] = range + 1;
 }
 
 uint64_t ring_hashed_all(const struct ring_state *r)
@@ -48,9 +48,12 @@ uint64_t ring_hashed_all(const struct ring_state *r)
     return n;
 }
 
-static bool range_judged(const struct ring_state *r, size_t range)
+static bool slot_judged(const struct ring_state *r, const struct slot_meta *m)
 {
-    return r->concluded[range % r->hashers] > range;
+    for (unsigned h = 0; h < r->hashers; h++)
+        if ((m->owners & 1u << h) && r->concluded[h] <= m->last_of[h])
+            return false;
+    return true;
 }
 
 bool ring_writer_may_write(const struct ring_state *r)
@@ -61,10 +64,7 @@ bool ring_writer_may_write(const struct ring_state *r)
     const struct slot_meta *m = &r->meta[ring_slot(r, r->written)];
     if (hashed - r->written >= r->write_lag || m->eof || m->empty)
         return true;
-    for (size_t range = m->first_range; range <= m->last_range; range++)
-        if (!range_judged(r, range))
-            return false;
-    return true;
+    return slot_judged(r, m);
 }
 
 void ring_written(struct ring_state *r, uint64_t bytes)

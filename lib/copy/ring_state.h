@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Internal: the shared state of the copy pipeline, without threads. A reader fills the
- * slots of a ring in order, hashers (each owning every Nth range) check what it filled,
- * and a writer writes slots once every hasher is past them. This unit says who may go on
+ * slots of a ring in order, hashers (each owning the ranges the reader gives it) check what
+ * it filled, and a writer writes slots once every hasher is past them. This unit says who may go on
  * and whom an event should wake; it calls no stage, takes no lock and starts no thread,
  * so its rules can be driven step by step in a test. The pipeline (pipeline.h) holds it
  * under its lock.
@@ -21,11 +21,21 @@
 
 /* What the reader put into a slot, as far as the other stages need to know. */
 struct slot_meta {
-    bool empty;         /* no segment (only at the end) */
-    size_t first_range; /* the ranges its segments belong to: first..last */
-    size_t last_range;
+    bool empty;      /* no segment (only at the end) */
+    unsigned owners; /* bit H: hasher H checks a segment in it */
+    /* For each owner, the highest range of its segments; with a hasher's ranges judged
+       in ascending order, the slot's are judged once that one is. */
+    size_t last_of[RING_MAX_HASHERS];
     bool eof; /* the last slot of the copy */
 };
+
+/* A segment of RANGE, checked by hasher OWNER, went into the slot M describes. */
+static inline void ring_meta_add(struct slot_meta *m, unsigned owner, size_t range)
+{
+    if (!(m->owners & 1u << owner) || m->last_of[owner] < range)
+        m->last_of[owner] = range;
+    m->owners |= 1u << owner;
+}
 
 struct ring_state {
     unsigned slots;      /* slots in the ring */
@@ -67,8 +77,11 @@ bool ring_hasher_may_hash(const struct ring_state *r, unsigned h);
 /* Hasher H is done with its next slot. */
 void ring_hashed(struct ring_state *r, unsigned h);
 
-/* The hasher that owns RANGE has judged it (matched, or had no checksum to match). */
-void ring_concluded(struct ring_state *r, size_t range);
+/*
+ * Hasher H has judged RANGE (matched, or had no checksum to match). Each hasher must
+ * judge its ranges in ascending order.
+ */
+void ring_concluded(struct ring_state *r, unsigned h, size_t range);
 
 /* Slots every hasher has finished. */
 uint64_t ring_hashed_all(const struct ring_state *r);

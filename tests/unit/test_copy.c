@@ -19,6 +19,7 @@
 
 #include "bmap/bmap_impl.h"
 #include "bmapkit/copy.h"
+#include "common/cpus.h"
 #include "support/fakes.h"
 
 #define BLOCK 4096u
@@ -39,25 +40,14 @@ static uint8_t pattern(uint64_t i)
     return (uint8_t)(x >> 56 ^ x >> 13);
 }
 
-/*
- * An image of SIZE bytes: many one-block ranges near the start (the head among them),
- * a few middling ones, a long one over several slots, and a partial last block.
- */
-static void make_image(struct image *img, uint64_t size)
+/* An image of SIZE bytes whose N ranges R (in blocks) hold the pattern, cut at SIZE. */
+static void make_image_of(struct image *img, uint64_t size, const struct bk_range *r, size_t n)
 {
     struct bk_error err;
     img->size = size;
     img->data = calloc(1, size);
     img->bmap = bk_bmap_new(size, BLOCK, BK_HASH_SHA256, &err);
     assert_non_null(img->bmap);
-    uint64_t blocks = (size + BLOCK - 1) / BLOCK;
-    struct bk_range r[400];
-    size_t n = 0;
-    for (uint64_t b = 0; b < 600 && n < 300; b += 2)
-        r[n++] = (struct bk_range){b, b};
-    r[n++] = (struct bk_range){700, 760};
-    r[n++] = (struct bk_range){800, 800 + 3 * 256}; /* about 3 MiB: over several slots */
-    r[n++] = (struct bk_range){blocks - 3, blocks - 1};
     struct bk_digest *d = bk_digest_new(BK_HASH_SHA256, &err);
     for (size_t i = 0; i < n; i++) {
         uint64_t start = r[i].first * BLOCK;
@@ -70,6 +60,23 @@ static void make_image(struct image *img, uint64_t size)
         assert_int_equal(bk_bmap_append(img->bmap, r[i].first, r[i].last, digest, &err), 0);
     }
     bk_digest_free(d);
+}
+
+/*
+ * An image of SIZE bytes: many one-block ranges near the start (the head among them),
+ * a few middling ones, a long one over several slots, and a partial last block.
+ */
+static void make_image(struct image *img, uint64_t size)
+{
+    uint64_t blocks = (size + BLOCK - 1) / BLOCK;
+    struct bk_range r[400];
+    size_t n = 0;
+    for (uint64_t b = 0; b < 600 && n < 300; b += 2)
+        r[n++] = (struct bk_range){b, b};
+    r[n++] = (struct bk_range){700, 760};
+    r[n++] = (struct bk_range){800, 800 + 3 * 256}; /* about 3 MiB: over several slots */
+    r[n++] = (struct bk_range){blocks - 3, blocks - 1};
+    make_image_of(img, size, r, n);
 }
 
 static void free_image(struct image *img)
@@ -392,6 +399,126 @@ static void test_damaged_data_is_never_written(void **state)
     free_image(&img);
 }
 
+/*
+ * Long ranges beside each other: A (16 MiB, range 2), then a short range S of 3 MiB
+ * (range 4) and B (8 MiB, range 5), C (6 MiB, range 7), small ones between, a partial
+ * last block. From a file several hashers check A and what follows it side by side.
+ */
+#define LONG_A 2
+#define LONG_S 4
+#define LONG_B 5
+static void make_long_image(struct image *img)
+{
+    const uint64_t size = (40 << 20) - 1000, blocks = (size + BLOCK - 1) / BLOCK;
+    const struct bk_range r[] = {
+        {0, 0},       {2, 5},       {256, 4351},
+        {4400, 4400}, {4410, 5177}, {5300, 7347},
+        {7400, 7409}, {7500, 9035}, {blocks - 3, blocks - 1},
+    };
+    make_image_of(img, size, r, sizeof r / sizeof r[0]);
+}
+
+struct order {
+    unsigned calls;
+    unsigned at[16]; /* call number at which range I was verified, from 1 */
+};
+
+static void on_verified_order(void *ctx, size_t index, const struct bk_range *range)
+{
+    (void)range;
+    struct order *o = ctx;
+    o->calls++;
+    if (index < 16)
+        o->at[index] = o->calls;
+}
+
+static void test_long_ranges_side_by_side(void **state)
+{
+    (void)state;
+    struct image img;
+    make_long_image(&img);
+    for (int seekable = 0; seekable < 2; seekable++) {
+        struct mem_disk disk;
+        struct bk_dest *dest = mem_dest_new(&disk, img.size, FILL, DISK_CAPS);
+        struct bk_source *src = mem_source_new(img.data, img.size, seekable);
+        struct bk_error err;
+        struct bk_copy *job = bk_copy_new(img.bmap, src, dest, &err);
+        assert_non_null(job);
+        struct order o = {0};
+        bk_copy_set_verified_fn(job, on_verified_order, &o);
+        if (bk_copy_run(job, &err) != 0)
+            fail_msg("copy failed: %s", err.msg);
+        assert_copied(&img, &disk);
+        const struct bk_copy_stats *st = bk_copy_get_stats(job);
+        assert_int_equal(st->ranges_verified, img.bmap->range_count);
+        assert_int_equal(st->bytes_written, bk_bmap_mapped_bytes(img.bmap));
+        assert_true(st->head_written);
+        assert_int_equal(o.calls, img.bmap->range_count);
+        /* A stream comes in order; a file with several hashers has B, read beside A,
+           finished before A. */
+        if (seekable && bk_cpu_count() > 1)
+            assert_true(o.at[LONG_B] < o.at[LONG_A]);
+        else
+            assert_true(o.at[LONG_A] < o.at[LONG_B]);
+        bk_copy_free(job);
+        bk_source_close(src);
+        bk_dest_close(dest);
+        mem_disk_free(&disk);
+    }
+    free_image(&img);
+}
+
+/*
+ * Damage in a range read beside a long one: the copy fails naming it, before the head;
+ * the short range S is checked before any of its bytes are written, as in order.
+ */
+static void test_damage_beside_a_long_range(void **state)
+{
+    (void)state;
+    struct image img;
+    make_long_image(&img);
+    const struct {
+        size_t range;
+        uint64_t byte;
+        const char *blocks;
+    } spots[] = {
+        {LONG_S, 4410 * BLOCK + 5, "blocks 4410-5177"},
+        {LONG_S, 5177 * BLOCK + 4095, "blocks 4410-5177"},
+        {LONG_B, 7347 * BLOCK + 1, "blocks 5300-7347"},
+        {LONG_A, 256 * BLOCK, "blocks 256-4351"},
+    };
+    uint8_t *bad = malloc(img.size);
+    for (size_t k = 0; k < sizeof spots / sizeof spots[0]; k++) {
+        memcpy(bad, img.data, img.size);
+        bad[spots[k].byte] ^= 0x10;
+        for (int seekable = 0; seekable < 2; seekable++) {
+            struct mem_disk disk;
+            struct bk_dest *dest = mem_dest_new(&disk, img.size, FILL, DISK_CAPS);
+            struct bk_source *src = mem_source_new(bad, img.size, seekable);
+            struct run r = {0};
+            run_copy(img.bmap, src, dest, 0, false, &r);
+            assert_int_equal(r.rc, -1);
+            assert_one_line(&r.err, BK_E_VERIFY);
+            if (!strstr(r.err.msg, spots[k].blocks))
+                fail_msg("damage at byte %lu: %s", (unsigned long)spots[k].byte, r.err.msg);
+            assert_false(r.stats.head_written);
+            assert_no_head(&img, &disk);
+            if (spots[k].range == LONG_S) {
+                uint64_t start = bk_bmap_range_start(img.bmap, LONG_S);
+                for (uint64_t b = 0; b < bk_bmap_range_bytes(img.bmap, LONG_S); b++)
+                    if (disk.data[start + b] != FILL)
+                        fail_msg("byte %lu of the damaged short range was written",
+                                 (unsigned long)(start + b));
+            }
+            bk_source_close(src);
+            bk_dest_close(dest);
+            mem_disk_free(&disk);
+        }
+    }
+    free(bad);
+    free_image(&img);
+}
+
 static void test_cancel_at_any_point(void **state)
 {
     (void)state;
@@ -588,6 +715,8 @@ int main(void)
         cmocka_unit_test(test_destination_errors),
         cmocka_unit_test(test_readback_errors),
         cmocka_unit_test(test_damaged_data_is_never_written),
+        cmocka_unit_test(test_long_ranges_side_by_side),
+        cmocka_unit_test(test_damage_beside_a_long_range),
         cmocka_unit_test(test_cancel_at_any_point),
         cmocka_unit_test(test_cancel_from_another_thread),
         cmocka_unit_test(test_short_reads_and_slow_disks),

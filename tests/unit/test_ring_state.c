@@ -13,9 +13,12 @@
 
 #include "copy/ring_state.h"
 
+/* A slot with ranges FIRST..LAST, each checked by hasher (range % hashers). */
 static void fill(struct ring_state *r, size_t first, size_t last, bool eof)
 {
-    struct slot_meta m = {.first_range = first, .last_range = last, .eof = eof};
+    struct slot_meta m = {.eof = eof};
+    for (size_t range = first; range <= last; range++)
+        ring_meta_add(&m, (unsigned)(range % r->hashers), range);
     assert_true(ring_reader_may_fill(r));
     ring_filled(r, &m);
 }
@@ -39,7 +42,7 @@ static void test_reader_stops_at_a_full_ring(void **state)
     /* Hashing frees nothing: only the writer hands slots back. */
     hash_all(&r);
     assert_false(ring_reader_may_fill(&r));
-    ring_concluded(&r, 0);
+    ring_concluded(&r, 0, 0);
     assert_true(ring_writer_may_write(&r));
     ring_written(&r, 100);
     assert_true(ring_reader_may_fill(&r));
@@ -75,9 +78,56 @@ static void test_writer_waits_for_the_verdict_of_short_ranges(void **state)
     fill(&r, 0, 1, false);
     hash_all(&r);
     assert_false(ring_writer_may_write(&r));
-    ring_concluded(&r, 0);
+    ring_concluded(&r, 0, 0);
     assert_false(ring_writer_may_write(&r));
-    ring_concluded(&r, 1);
+    ring_concluded(&r, 1, 1);
+    assert_true(ring_writer_may_write(&r));
+}
+
+/*
+ * Ranges read side by side: a slot holds pieces of ranges 5 and 9 (hasher 0) and 7
+ * (hasher 1). The writer waits until each hasher has judged its highest range there.
+ */
+static void test_writer_waits_for_every_owner_of_a_slot(void **state)
+{
+    (void)state;
+    struct ring_state r;
+    ring_init(&r, 8, 2);
+    struct slot_meta m = {0};
+    ring_meta_add(&m, 0, 5);
+    ring_meta_add(&m, 1, 7);
+    ring_meta_add(&m, 0, 9);
+    assert_int_equal(m.owners, 3);
+    assert_int_equal(m.last_of[0], 9);
+    assert_int_equal(m.last_of[1], 7);
+    ring_filled(&r, &m);
+    hash_all(&r);
+    assert_false(ring_writer_may_write(&r));
+    /* Hasher 1 judged a range beyond this slot's: its part is done. */
+    ring_concluded(&r, 1, 8);
+    assert_false(ring_writer_may_write(&r));
+    /* Hasher 0 judged range 5, but range 9 is still open. */
+    ring_concluded(&r, 0, 5);
+    assert_false(ring_writer_may_write(&r));
+    ring_concluded(&r, 0, 9);
+    assert_true(ring_writer_may_write(&r));
+}
+
+/* A slot whose segments all belong to one hasher does not wait for the others. */
+static void test_slot_of_one_owner(void **state)
+{
+    (void)state;
+    struct ring_state r;
+    ring_init(&r, 8, 3);
+    struct slot_meta m = {0};
+    ring_meta_add(&m, 2, 4);
+    ring_filled(&r, &m);
+    hash_all(&r);
+    assert_false(ring_writer_may_write(&r));
+    ring_concluded(&r, 0, 6);
+    ring_concluded(&r, 1, 7);
+    assert_false(ring_writer_may_write(&r));
+    ring_concluded(&r, 2, 4);
     assert_true(ring_writer_may_write(&r));
 }
 
@@ -157,7 +207,7 @@ static void test_wakeups_come_in_batches(void **state)
     hash_all(&r);
     hash_all(&r);
     assert_int_equal(ring_wakeups(&r, true) & RING_WAKE_WRITER, 0);
-    ring_concluded(&r, 0);
+    ring_concluded(&r, 0, 0);
     assert_int_equal(ring_wakeups(&r, false) & RING_WAKE_WRITER, RING_WAKE_WRITER);
     /* A full ring does not wake the reader. */
     for (int i = 0; i < 6; i++)
@@ -173,7 +223,7 @@ static void test_sequence_numbers_wrap_around_the_ring(void **state)
     for (size_t i = 0; i < 100; i++) {
         fill(&r, i, i, i == 99);
         hash_all(&r);
-        ring_concluded(&r, i);
+        ring_concluded(&r, 0, i);
         assert_true(ring_writer_may_write(&r));
         ring_written(&r, 1);
     }
@@ -188,6 +238,8 @@ int main(void)
         cmocka_unit_test(test_reader_stops_at_a_full_ring),
         cmocka_unit_test(test_hashers_follow_the_reader),
         cmocka_unit_test(test_writer_waits_for_the_verdict_of_short_ranges),
+        cmocka_unit_test(test_writer_waits_for_every_owner_of_a_slot),
+        cmocka_unit_test(test_slot_of_one_owner),
         cmocka_unit_test(test_writer_goes_on_after_write_lag_slots),
         cmocka_unit_test(test_last_slot_is_written_without_verdict),
         cmocka_unit_test(test_empty_slot),
