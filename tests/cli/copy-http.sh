@@ -173,6 +173,33 @@ run_ok $BMAPKIT copy --bmap "$url/plain/img.bmap" "$url/plain/img.gz" out.raw
 same_image out.raw "gz over http"
 pass "gzip over http"
 
+# --- the other stream paths work over http as from a local file: bzip2, lz4, a
+# single-block xz, tar and zip archives.
+require_tools bzip2 lz4 tar zip
+bzip2 -c img >www/plain/s.img.bz2
+lz4 -q -c img >www/plain/s.img.lz4
+xz -T1 -c img >www/plain/s.img.xz
+tar -cf www/plain/s.tar img
+zip -q www/plain/s.zip img
+for f in s.img.bz2 s.img.lz4 s.img.xz s.tar s.zip; do
+    run_ok $BMAPKIT copy --bmap "$url/plain/img.bmap" "$url/plain/$f" out.raw
+    same_image out.raw "$f over http"
+done
+pass "bzip2, lz4, single-block xz, tar and zip over http"
+
+# --- damaged streams over http: one error line naming the URL, no image head written.
+gz_size=$(stat -c %s www/plain/img.gz)
+head -c $((gz_size / 2)) www/plain/img.gz >www/plain/cut.img.gz
+cp www/plain/img.gz www/plain/flip.img.gz
+printf '\125' | dd of=www/plain/flip.img.gz bs=1 seek=$((gz_size / 2)) conv=notrunc status=none
+cmp -s www/plain/img.gz www/plain/flip.img.gz && fail "the byte flip changed nothing"
+for f in cut.img.gz flip.img.gz; do
+    : >out.raw
+    expect_fail 1 "$url/plain/$f" $BMAPKIT copy -q --bmap "$url/plain/img.bmap" "$url/plain/$f" out.raw
+    head_absent out.raw
+done
+pass "a cut and a damaged .gz over http: one line naming the URL, no image head"
+
 # --- a server that ignores ranges: the image is streamed.
 clear_log
 run_ok $BMAPKIT copy "$url/norange/img" out.raw
