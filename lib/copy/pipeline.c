@@ -17,6 +17,13 @@ int pipeline_init(struct pipeline *p, struct bk_copy *job, unsigned hashers, str
     pthread_cond_init(&p->to_hashers, NULL);
     pthread_cond_init(&p->to_writer, NULL);
     pthread_cond_init(&p->to_caller, NULL);
+    pthread_mutex_init(&p->head_lock, NULL);
+    ring_set_writers(&p->state, (unsigned)job->ndests);
+    p->writers = calloc(job->ndests, sizeof *p->writers);
+    if (!p->writers)
+        return bk_error_set(err, BK_E_NOMEM, 0, "out of memory");
+    for (size_t w = 0; w < job->ndests; w++)
+        p->writers[w] = (struct writer_arg){p, (unsigned)w, 0};
     /* The slots and the scratch buffer in one block on huge pages where the kernel
        offers them: a few page faults instead of one per 4 KiB of the ring. */
     size_t bytes = (size_t)SLOT_COUNT * SLOT_BYTES + SCRATCH_BYTES;
@@ -41,6 +48,8 @@ void pipeline_destroy(struct pipeline *p)
     free(p->ring);
     free(p->head);
     free(p->head_parts);
+    free(p->writers);
+    pthread_mutex_destroy(&p->head_lock);
     pthread_mutex_destroy(&p->lock);
     pthread_cond_destroy(&p->to_reader);
     pthread_cond_destroy(&p->to_hashers);
@@ -55,7 +64,10 @@ void pipeline_wake_locked(struct pipeline *p, bool any)
         pthread_cond_signal(&p->to_reader);
     if (wake & RING_WAKE_HASHERS)
         pthread_cond_broadcast(&p->to_hashers);
-    if (wake & RING_WAKE_WRITER)
+    /* Writers share one condition: with several, each must see the news. */
+    if ((wake & RING_WAKE_WRITER) && p->state.writers > 1)
+        pthread_cond_broadcast(&p->to_writer);
+    else if (wake & RING_WAKE_WRITER)
         pthread_cond_signal(&p->to_writer);
 }
 

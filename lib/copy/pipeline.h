@@ -55,16 +55,25 @@ struct pipeline {
     pthread_cond_t to_reader;  /* a slot was written: room to fill */
     pthread_cond_t to_hashers; /* a slot was filled */
     pthread_cond_t to_writer;  /* slots were hashed */
-    pthread_cond_t to_caller;  /* the writer saw the end, or a failure */
+    pthread_cond_t to_caller;  /* the writers saw the end, or a failure */
 
-    /* The writer's: image bytes below head_bytes, kept until the end. */
+    /* Image bytes below head_bytes, kept until the end by whichever writer is first at a
+       slot (head_seq: slots looked at), for every destination. */
     uint64_t head_bytes;
     uint8_t *head;
     struct head_part {
         uint64_t offset, len;
     } * head_parts;
     size_t head_count, head_cap;
-    uint64_t since_writeback;
+    pthread_mutex_t head_lock;
+    uint64_t head_seq;
+
+    /* One per destination of the job. */
+    struct writer_arg {
+        struct pipeline *p;
+        unsigned index;
+        uint64_t since_writeback;
+    } * writers;
 };
 
 /* Set up P for JOB with HASHERS hashers. Returns 0, or -1 with ERR filled. */
@@ -88,6 +97,15 @@ struct hasher_arg {
 };
 void *pipeline_reader_main(void *arg);
 void *pipeline_hasher_main(void *arg); /* takes a struct hasher_arg */
-void *pipeline_writer_main(void *arg);
+void *pipeline_writer_main(void *arg); /* takes a struct writer_arg */
+
+/*
+ * The end of one destination's copy, after its writer wrote the last slot (driver.c):
+ * the head, the flushes and the read-back; its result goes to copy_dest_finish.
+ */
+void pipeline_dest_tail(struct pipeline *p, unsigned w);
+
+/* Overwrite with zeros the mapped part of destination W's head, and flush (driver.c). */
+int pipeline_clear_head(struct pipeline *p, unsigned w, struct bk_error *err);
 
 #endif
