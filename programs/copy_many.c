@@ -27,7 +27,7 @@ static bool same_dest(const char *a, const char *b)
     if (stat(a, &sa) != 0 || stat(b, &sb) != 0)
         return strcmp(a, b) == 0;
     if (S_ISBLK(sa.st_mode) || S_ISCHR(sa.st_mode))
-        return sa.st_mode == sb.st_mode && sa.st_rdev == sb.st_rdev;
+        return (sa.st_mode & S_IFMT) == (sb.st_mode & S_IFMT) && sa.st_rdev == sb.st_rdev;
     return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
 }
 

@@ -152,25 +152,30 @@ static int find_ums_disks(struct copy_plan *plan)
                   BK_COPY_MAX_DESTS);
         return EXIT_ERROR;
     }
-    plan->ums_disks = calloc(n, sizeof *plan->ums_disks);
+    struct bk_disk_info *disks = calloc(n, sizeof *disks);
     char(*paths)[PATH_MAX] = calloc(n, PATH_MAX);
-    plan->dest_paths = calloc(n, sizeof *plan->dest_paths);
-    if (!plan->ums_disks || !paths || !plan->dest_paths) {
+    const char **names = calloc(n, sizeof *names);
+    if (!disks || !paths || !names) {
         bk_disk_list_free(l);
+        free(disks);
         free(paths);
+        free((void *)names);
         cli_error("out of memory");
         return EXIT_ERROR;
     }
+    /* Owned by the plan from here: copy_plan_free frees the three. */
+    plan->ums_disks = disks;
+    plan->ums_paths = paths;
+    plan->dest_paths = names;
     for (size_t i = 0; i < n; i++) {
         plan->ums_disks[i] = *bk_disk_list_get(l, i);
         char id[1024];
         disk_identity(&plan->ums_disks[i], id, sizeof id);
         cli_info("U-Boot UMS disk (LUN %d) %s", plan->ums_disks[i].ums_lun, id);
         snprintf(paths[i], PATH_MAX, "%s/dev/%s", sysroot ? sysroot : "", plan->ums_disks[i].name);
-        plan->dest_paths[i] = paths[i];
+        names[i] = paths[i];
     }
     bk_disk_list_free(l);
-    plan->ums_paths = paths;
     plan->dest_count = n;
     plan->dest_path = plan->dest_paths[0];
     return EXIT_OK;
@@ -207,7 +212,7 @@ void copy_plan_free(struct copy_plan *plan)
     bk_bmap_free(plan->bmap);
     plan->src = NULL;
     plan->bmap = NULL;
-    if (plan->ums_all) {
+    if (plan->ums_paths) {
         free(plan->ums_disks);
         free(plan->ums_paths);
         free((void *)plan->dest_paths);
