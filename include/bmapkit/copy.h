@@ -137,7 +137,8 @@ BK_API void bk_copy_set_progress_fn(struct bk_copy *job, bk_progress_fn fn, void
 /* Called as each range matches its checksum (from a worker thread, never concurrently). */
 BK_API void bk_copy_set_verified_fn(struct bk_copy *job, bk_copy_range_fn fn, void *ctx);
 
-/* Called when a range reads back wrong (on the thread that runs the job). */
+/* Called when a range reads back wrong (on the thread reading that destination back,
+   serialised with the other callbacks). */
 BK_API void bk_copy_set_readback_mismatch_fn(struct bk_copy *job, bk_copy_mismatch_fn fn,
                                              void *ctx);
 
