@@ -71,6 +71,15 @@ void pipeline_wake_locked(struct pipeline *p, bool any)
         pthread_cond_signal(&p->to_writer);
 }
 
+void pipeline_wake_from_writer_locked(struct pipeline *p, bool any)
+{
+    unsigned wake = ring_wakeups(&p->state, any);
+    if (wake & RING_WAKE_READER)
+        pthread_cond_signal(&p->to_reader);
+    if (wake & RING_WAKE_HASHERS)
+        pthread_cond_broadcast(&p->to_hashers);
+}
+
 void pipeline_fail_locked(struct pipeline *p, const struct bk_error *e)
 {
     ring_fail(&p->state, e);

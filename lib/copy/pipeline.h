@@ -83,6 +83,12 @@ void pipeline_destroy(struct pipeline *p);
 /* Wake the stages ring_wakeups names. Call with the lock held. */
 void pipeline_wake_locked(struct pipeline *p, bool any);
 
+/*
+ * The same from a writer: a writer's step never lets another writer on, and with
+ * several, waking them only to sleep again would cost a context switch each.
+ */
+void pipeline_wake_from_writer_locked(struct pipeline *p, bool any);
+
 /* Record the first failure and make every stage stop; with the lock held or not. */
 void pipeline_fail_locked(struct pipeline *p, const struct bk_error *e);
 void pipeline_fail(struct pipeline *p, const struct bk_error *e);

@@ -89,7 +89,7 @@ static void writer_drop(struct writer_arg *w, const struct bk_error *err)
         return;
     }
     /* The reader may have waited for this one; the caller may wait for the rest. */
-    pipeline_wake_locked(p, true);
+    pipeline_wake_from_writer_locked(p, true);
     pthread_cond_signal(&p->to_caller);
     pthread_mutex_unlock(&p->lock);
     copy_dest_finish(p->job, &p->job->dests[w->index], err);
@@ -104,7 +104,7 @@ void *pipeline_writer_main(void *arg)
     for (;;) {
         pthread_mutex_lock(&p->lock);
         while (!p->state.stop && !ring_writer_may_write_by(&p->state, w->index)) {
-            pipeline_wake_locked(p, true);
+            pipeline_wake_from_writer_locked(p, true);
             pthread_cond_wait(&p->to_writer, &p->lock);
         }
         bool stop = p->state.stop;
@@ -131,7 +131,7 @@ void *pipeline_writer_main(void *arg)
         }
         pthread_mutex_lock(&p->lock);
         ring_written_by(&p->state, w->index, bytes);
-        pipeline_wake_locked(p, eof);
+        pipeline_wake_from_writer_locked(p, eof);
         if (p->state.finished)
             pthread_cond_signal(&p->to_caller);
         pthread_mutex_unlock(&p->lock);
