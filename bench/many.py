@@ -111,9 +111,13 @@ def main():
                    "280,000,000: 35 MB/s)")
     p.add_argument("--runs", type=int, default=1, help="runs of each row (the median counts)")
     p.add_argument("--bar", type=float, default=1.2)
+    p.add_argument("--format", choices=("xz", "raw"), default="xz",
+                   help="the image as .xz (default; decoded once for all) or raw")
     p.add_argument("--output", default=str(BENCH / "RESULTS-many.md"))
     args = p.parse_args()
     image, bmap, xz = W0 / "image.img", W0 / "image.bmap", W0 / "image.img.xz"
+    if args.format == "raw":
+        xz = image
     for f in (image, bmap, xz):
         if not f.exists():
             sys.exit(f"{f} is missing: python3 bench/bench.py --prepare-only --workloads W0 "
@@ -145,8 +149,10 @@ def main():
         f"{platform.node()}, {os.cpu_count()} CPUs, kernel {platform.release()}; load "
         f"average at the start of each run: {', '.join(loads)}.",
         "",
-        f"Image: W0 (1 GiB, {mapped / 2**20:.0f} MiB mapped) as `.xz` "
-        f"({xz.stat().st_size / 2**20:.0f} MiB). Each destination: an nbdkit memory export "
+        f"Image: W0 (1 GiB, {mapped / 2**20:.0f} MiB mapped) "
+        + (f"as `.xz` ({xz.stat().st_size / 2**20:.0f} MiB)." if args.format == "xz"
+           else "raw.")
+        + f" Each destination: an nbdkit memory export "
         f"on a Unix socket behind its own `--filter=rate rate={args.rate}` "
         f"({link / 1e6:.1f} MB/s, an emulated USB-2 board); one `bmapkit copy` writes all "
         f"of them. Limit of one: mapped bytes / rate = {mapped / link:.1f} s. Every export "
