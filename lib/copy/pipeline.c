@@ -10,7 +10,8 @@ int pipeline_init(struct pipeline *p, struct bk_copy *job, unsigned hashers, str
 {
     memset(p, 0, sizeof *p);
     p->job = job;
-    ring_init(&p->state, SLOT_COUNT, hashers);
+    p->nslots = job->ndests > 1 ? MANY_SLOT_COUNT : SLOT_COUNT;
+    ring_init(&p->state, p->nslots, hashers);
     p->head_bytes = job->head_bytes ? job->head_bytes : BK_COPY_HEAD_BYTES;
     pthread_mutex_init(&p->lock, NULL);
     pthread_cond_init(&p->to_reader, NULL);
@@ -26,7 +27,7 @@ int pipeline_init(struct pipeline *p, struct bk_copy *job, unsigned hashers, str
         p->writers[w] = (struct writer_arg){p, (unsigned)w, 0};
     /* The slots and the scratch buffer in one block on huge pages where the kernel
        offers them: a few page faults instead of one per 4 KiB of the ring. */
-    size_t bytes = (size_t)SLOT_COUNT * SLOT_BYTES + SCRATCH_BYTES;
+    size_t bytes = (size_t)p->nslots * SLOT_BYTES + SCRATCH_BYTES;
     if (posix_memalign((void **)&p->ring, HUGE_PAGE_BYTES, bytes) != 0) {
         p->ring = NULL;
         return bk_error_set(err, BK_E_NOMEM, 0, "out of memory for copy buffers");
@@ -34,9 +35,9 @@ int pipeline_init(struct pipeline *p, struct bk_copy *job, unsigned hashers, str
 #ifdef MADV_HUGEPAGE
     (void)madvise(p->ring, bytes, MADV_HUGEPAGE);
 #endif
-    for (size_t i = 0; i < SLOT_COUNT; i++)
+    for (size_t i = 0; i < p->nslots; i++)
         p->slots[i].data = p->ring + i * SLOT_BYTES;
-    p->scratch = p->ring + (size_t)SLOT_COUNT * SLOT_BYTES;
+    p->scratch = p->ring + (size_t)p->nslots * SLOT_BYTES;
     p->head = calloc(1, (size_t)p->head_bytes);
     if (!p->head)
         return bk_error_set(err, BK_E_NOMEM, 0, "out of memory");

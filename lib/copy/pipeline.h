@@ -20,6 +20,8 @@
 /* Small enough that the ring stays in the CPU's cache between the stages. */
 #define SLOT_BYTES (1u << 20)
 #define SLOT_COUNT 8u
+/* With several destinations: room for their writers to drift apart a little. */
+#define MANY_SLOT_COUNT RING_MAX_SLOTS
 #define SLOT_SEGMENTS 256u
 #define WRITEBACK_WINDOW (32u << 20)
 #define MAX_HASHERS RING_MAX_HASHERS
@@ -46,7 +48,8 @@ struct slot {
 struct pipeline {
     struct bk_copy *job;
     uint8_t *ring; /* the slots' data, then the scratch buffer */
-    struct slot slots[SLOT_COUNT];
+    struct slot slots[RING_MAX_SLOTS];
+    unsigned nslots;  /* SLOT_COUNT, or MANY_SLOT_COUNT for several destinations */
     uint8_t *scratch; /* SCRATCH_BYTES, the reader's */
 
     pthread_mutex_t lock; /* guards state and the statistics */
