@@ -17,7 +17,7 @@
 
 static void copy_help(void)
 {
-    printf("Usage: bmapkit copy [--bmap BMAP | --nobmap] [OPTIONS] IMAGE DEST\n"
+    printf("Usage: bmapkit copy [--bmap BMAP | --nobmap] [OPTIONS] IMAGE DEST [DEST...]\n"
            "       bmapkit copy [OPTIONS] --ums[=SELECTOR] [--wait SECONDS] IMAGE\n"
            "\n"
            "Write IMAGE to DEST (a block device, a file or an NBD export such as\n"
@@ -30,7 +30,11 @@ static void copy_help(void)
            "to the home folder there unless it starts with /) or ssh://HOST[:PORT]/PATH,\n"
            "read with ssh.\n"
            "DEST 'ums' (or 'ums:SELECTOR') is the disk of a board running U-Boot's 'ums'\n"
-           "command, like --ums; write ./ums for a file of that name.\n"
+           "command, like --ums; write ./ums for a file of that name. 'ums:all' is every\n"
+           "UMS disk attached, 'ums:all=N' waits (see --wait) until N are.\n"
+           "Several DESTs are written at once from one read of IMAGE, each checked before\n"
+           "anything is written (one refused refuses the copy); one that fails is dropped\n"
+           "and the others finish.\n"
            "DEST ssh://[USER@]HOST[:PORT]/PATH (or ssh://HOST/ums[:SELECTOR]) is on another\n"
            "host, reached with ssh (BMAPKIT_SSH_COMMAND replaces 'ssh'): its bmapkit gets\n"
            "the image as it is, compressed, and writes it; without one there, the image is\n"
@@ -346,22 +350,77 @@ static int check_remote(const char *image, const char *dest, struct copy_plan *p
     return CLI_CONTINUE;
 }
 
+static bool is_ums_dest(const char *dest)
+{
+    return strcmp(dest, "ums") == 0 || strncmp(dest, "ums:", 4) == 0;
+}
+
+/* Options that act on what one destination holds: refused with several (or ums:all). */
+static int one_dest_options(const struct copy_plan *plan)
+{
+    if (plan->skip_unchanged || plan->zero_unmapped || plan->relocate_gpt || plan->n_forced)
+        return cli_usage_error("copy", "--skip-unchanged, --force-range, --zero-unmapped and "
+                                       "--relocate-gpt apply to one DEST");
+    return CLI_CONTINUE;
+}
+
+/* The DESTs after the first: neither UMS nor ssh:// (those are copied one at a time). */
+static int check_more_dests(int argc, char **argv, struct copy_plan *plan)
+{
+    plan->dest_count = (size_t)(argc - optind - 1);
+    plan->dest_paths = (const char **)&argv[optind + 1];
+    if (plan->dest_count < 2)
+        return CLI_CONTINUE;
+    for (size_t i = 0; i < plan->dest_count; i++) {
+        const char *d = plan->dest_paths[i];
+        if (is_ums_dest(d))
+            return cli_usage_error("copy",
+                                   "DEST '%s' must be the only DEST (ums:all writes "
+                                   "every UMS disk)",
+                                   d);
+        if (remote_is_url(d))
+            return cli_usage_error("copy", "an ssh:// DEST must be the only DEST");
+    }
+    return one_dest_options(plan);
+}
+
+/* "all" or "all=N" as a UMS selector: every UMS disk, waiting for N of them. */
+static int parse_ums_all(struct copy_plan *plan)
+{
+    const char *s = plan->ums_selector;
+    if (!s || strncmp(s, "all", 3) != 0 || (s[3] != '\0' && s[3] != '='))
+        return CLI_CONTINUE;
+    plan->ums_all = true;
+    plan->ums_selector = NULL;
+    if (one_dest_options(plan) != CLI_CONTINUE)
+        return EXIT_USAGE;
+    if (s[3] == '=' && cli_parse_uint(s + 4, 1, BK_COPY_MAX_DESTS, &plan->ums_wait_for) < 0)
+        return cli_usage_error("copy", "ums:all=N takes a number of disks from 1 to %d",
+                               BK_COPY_MAX_DESTS);
+    return CLI_CONTINUE;
+}
+
 /* IMAGE and DEST (or the UMS disk), and the options that exclude each other. */
 static int parse_operands(int argc, char **argv, struct copy_plan *plan, bool wait_given)
 {
-    if (plan->ums && argc - optind == 2)
+    if (plan->ums && argc - optind >= 2)
         return cli_usage_error("copy", "--ums replaces DEST; give only the IMAGE");
     const int npos = plan->ums ? 1 : 2;
     if (argc - optind < npos)
         return cli_usage_error("copy", plan->ums ? "copy needs an IMAGE"
                                                  : "copy needs an IMAGE and a DEST");
-    if (argc - optind > npos)
-        return cli_usage_error("copy", "unexpected argument '%s'", argv[optind + npos]);
+    if (!plan->ums) {
+        int rc = check_more_dests(argc, argv, plan);
+        if (rc != CLI_CONTINUE)
+            return rc;
+    }
     const char *dest = plan->ums ? NULL : argv[optind + 1];
-    if (dest && (strcmp(dest, "ums") == 0 || strncmp(dest, "ums:", 4) == 0)) {
+    if (dest && is_ums_dest(dest)) {
         plan->ums = true;
         plan->ums_selector = dest[3] == ':' && dest[4] ? dest + 4 : NULL;
     }
+    if (plan->ums && parse_ums_all(plan) != CLI_CONTINUE)
+        return EXIT_USAGE;
     bool remote_ums = false;
     int rc = check_remote(argv[optind], dest, plan, &remote_ums);
     if (rc != CLI_CONTINUE)
@@ -431,7 +490,7 @@ int cmd_copy(int argc, char **argv)
     if (plan.bmap_from_stdin)
         plan.bmap_path = "on standard input";
     if (rc == EXIT_OK)
-        rc = copy_execute(&plan);
+        rc = plan.dest_count > 1 || plan.ums_all ? copy_execute_many(&plan) : copy_execute(&plan);
     copy_plan_free(&plan);
     return rc;
 }

@@ -4,6 +4,7 @@
 
 #include <ctype.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
@@ -186,6 +187,50 @@ static int find_ums_disk(struct copy_plan *plan)
     return EXIT_OK;
 }
 
+/* ums:all: every UMS disk present once enough are, each a destination, named first. */
+static int find_ums_disks(struct copy_plan *plan)
+{
+    const char *sysroot = plan->dopts.sysroot;
+    struct bk_disk_list *l = NULL;
+    int rc = ums_wait_all(sysroot, plan->ums_wait_for, plan->ums_timeout, &l);
+    if (rc != EXIT_OK)
+        return rc;
+    size_t n = bk_disk_list_count(l);
+    if (n > BK_COPY_MAX_DESTS) {
+        bk_disk_list_free(l);
+        cli_error("%zu U-Boot UMS disks are present; a copy writes at most %d", n,
+                  BK_COPY_MAX_DESTS);
+        return EXIT_ERROR;
+    }
+    struct bk_disk_info *disks = calloc(n, sizeof *disks);
+    char(*paths)[PATH_MAX] = calloc(n, PATH_MAX);
+    const char **names = calloc(n, sizeof *names);
+    if (!disks || !paths || !names) {
+        bk_disk_list_free(l);
+        free(disks);
+        free(paths);
+        free((void *)names);
+        cli_error("out of memory");
+        return EXIT_ERROR;
+    }
+    /* Owned by the plan from here: copy_plan_free frees the three. */
+    plan->ums_disks = disks;
+    plan->ums_paths = paths;
+    plan->dest_paths = names;
+    for (size_t i = 0; i < n; i++) {
+        plan->ums_disks[i] = *bk_disk_list_get(l, i);
+        char id[1024];
+        disk_identity(&plan->ums_disks[i], id, sizeof id);
+        cli_info("U-Boot UMS disk (LUN %d) %s", plan->ums_disks[i].ums_lun, id);
+        snprintf(paths[i], PATH_MAX, "%s/dev/%s", sysroot ? sysroot : "", plan->ums_disks[i].name);
+        names[i] = paths[i];
+    }
+    bk_disk_list_free(l);
+    plan->dest_count = n;
+    plan->dest_path = plan->dest_paths[0];
+    return EXIT_OK;
+}
+
 int copy_resolve(struct copy_plan *plan)
 {
     /* The events start here, so that a copy that cannot start still ends with events. */
@@ -197,8 +242,12 @@ int copy_resolve(struct copy_plan *plan)
         rc = find_bmap(plan);
     if (rc == EXIT_OK)
         rc = open_inputs(plan);
-    if (rc == EXIT_OK && plan->ums)
+    if (rc == EXIT_OK && plan->ums_all)
+        rc = find_ums_disks(plan);
+    else if (rc == EXIT_OK && plan->ums)
         rc = find_ums_disk(plan);
+    if (rc == EXIT_OK && plan->dest_count > 1)
+        rc = copy_check_distinct(plan);
     if (rc != EXIT_OK) {
         progress_fail(events, cli_final_status(rc));
         progress_close(events);
@@ -213,4 +262,12 @@ void copy_plan_free(struct copy_plan *plan)
     bk_bmap_free(plan->bmap);
     plan->src = NULL;
     plan->bmap = NULL;
+    if (plan->ums_paths) {
+        free(plan->ums_disks);
+        free(plan->ums_paths);
+        free((void *)plan->dest_paths);
+        plan->ums_disks = NULL;
+        plan->ums_paths = NULL;
+        plan->dest_paths = NULL;
+    }
 }

@@ -47,6 +47,14 @@ struct copy_plan {
     struct copy_forced_range forced[COPY_FORCED_MAX];
     size_t n_forced;
     struct bk_fetch_options fetch; /* how URLs are fetched: image, bmap, signature */
+    /* Every DEST of the command line (dest_path is the first), or one per UMS disk of
+       ums:all once found; more than one goes through copy_many.c. */
+    const char **dest_paths;
+    size_t dest_count;
+    bool ums_all;                   /* ums:all[=N], --ums=all[=N] */
+    unsigned ums_wait_for;          /* N: disks to wait for (0: those present, at least one) */
+    struct bk_disk_info *ums_disks; /* ums:all: the disks found, dest_count of them */
+    char (*ums_paths)[PATH_MAX];    /* ums:all: their nodes */
 
     /* Resolved. */
     char found[PATH_MAX];
@@ -101,6 +109,19 @@ int copy_report_extras(struct progress *progress, const struct copy_plan *plan,
 
 /* Open the destination, copy, report. Returns the exit status. */
 int copy_execute(struct copy_plan *plan);
+
+/*
+ * The same for several destinations (copy_many.c): all are opened, with every check,
+ * before anything is written; one refused refuses the copy. Returns the exit status.
+ */
+int copy_execute_many(struct copy_plan *plan);
+
+/* Refuse a destination named twice (copy_many.c). Returns EXIT_OK or the status. */
+int copy_check_distinct(const struct copy_plan *plan);
+
+/* What copy_execute and copy_execute_many share (copy_run.c). */
+void copy_describe_state(const struct bk_copy_stats *st, const char *dest, bool dest_opened,
+                         char *buf, size_t cap);
 
 struct progress;
 

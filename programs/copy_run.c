@@ -50,8 +50,8 @@ static void on_readback_mismatch(void *ctx, size_t index, const struct bk_range 
 }
 
 /* What state DEST was left in after a failed copy, as the tail of the error line. */
-static void describe_state(const struct bk_copy_stats *st, const char *dest, bool dest_opened,
-                           char *buf, size_t cap)
+void copy_describe_state(const struct bk_copy_stats *st, const char *dest, bool dest_opened,
+                         char *buf, size_t cap)
 {
     char a[32];
     buf[0] = '\0';
@@ -200,7 +200,7 @@ static int report(struct copy_cli *cc, const struct copy_plan *plan, int rc,
     int status = EXIT_OK;
     if (rc < 0) {
         char state[PATH_MAX + 200], msg[BK_ERROR_MSG_MAX + 512];
-        describe_state(st, plan->dest_path, dest_opened, state, sizeof state);
+        copy_describe_state(st, plan->dest_path, dest_opened, state, sizeof state);
         status = cli_final_status(cli_exit_status(err));
         /* Opening a disk may be refused for lack of rights, which the hint explains. */
         snprintf(msg, sizeof msg, "%s%s", cli_message(err),

@@ -183,3 +183,59 @@ int ums_wait(const char *sysroot, const char *selector, unsigned timeout, struct
         sleep_seconds(rest < 0.5 ? rest : 0.5);
     }
 }
+
+int ums_wait_all(const char *sysroot, unsigned want, unsigned timeout, struct bk_disk_list **out)
+{
+    const bool tty = !cli.quiet && isatty(STDERR_FILENO);
+    const double deadline = cli_now() + timeout;
+    const size_t need = want ? want : 1;
+    long shown = -1;
+    bool waited = false;
+    for (;;) {
+        struct bk_error err;
+        bk_error_clear(&err);
+        struct bk_disk_list *l = bk_ums_find(sysroot, NULL, &err);
+        if (!l) {
+            if (waited && tty)
+                fputc('\n', stderr);
+            return cli_fail(&err);
+        }
+        size_t count = bk_disk_list_count(l);
+        if (count >= need) {
+            if (waited && tty)
+                fprintf(stderr, "\r\033[K");
+            *out = l;
+            return EXIT_OK;
+        }
+        bk_disk_list_free(l);
+        double now = cli_now();
+        if (cli_interrupted || now >= deadline) {
+            if (waited && tty)
+                fputc('\n', stderr);
+            if (cli_interrupted) {
+                cli_error("interrupted while waiting for %zu U-Boot UMS disk(s), %zu present", need,
+                          count);
+                return EXIT_INTERRUPTED;
+            }
+            cli_error("%zu of %zu U-Boot UMS disk(s) appeared within %u s (run 'ums 0 mmc 0' "
+                      "at each board's U-Boot prompt; 'bmapkit list' shows the disks present)",
+                      count, need, timeout);
+            return EXIT_ERROR;
+        }
+        long left = (long)(deadline - now + 0.999);
+        if (tty && left != shown) {
+            fprintf(
+                stderr,
+                "\rbmapkit: waiting for %zu U-Boot UMS disk(s), %zu present... %ld s left\033[K",
+                need, count, left);
+            fflush(stderr);
+        } else if (!tty && (shown < 0 || (left % 10 == 0 && left != shown))) {
+            cli_info("waiting up to %ld s for %zu U-Boot UMS disk(s), %zu present", left, need,
+                     count);
+        }
+        shown = left;
+        waited = true;
+        double rest = deadline - now;
+        sleep_seconds(rest < 0.5 ? rest : 0.5);
+    }
+}

@@ -25,6 +25,13 @@ void disk_identity(const struct bk_disk_info *d, char *buf, size_t cap);
  */
 int ums_wait(const char *sysroot, const char *selector, unsigned timeout, struct bk_disk_info *out);
 
+/*
+ * ums:all: wait up to TIMEOUT seconds until WANT U-Boot UMS disks are present (WANT 0:
+ * at least one), polling like ums_wait, then hand every one present in *OUT (freed with
+ * bk_disk_list_free). Returns EXIT_OK, or the exit status after printing the error.
+ */
+int ums_wait_all(const char *sysroot, unsigned want, unsigned timeout, struct bk_disk_list **out);
+
 /* The list subcommand (cmd_list.c). */
 int cmd_list(int argc, char **argv);
 

@@ -58,6 +58,10 @@ struct bk_copy_stats {
     size_t ranges_skipped;   /* ranges the destination held already, not written at all */
     uint64_t bytes_skipped;  /* mapped bytes not written since the destination held them */
     uint64_t bytes_compared; /* bytes read from the destination to compare */
+
+    /* Several destinations (added in 0.3). */
+    uint64_t elapsed_ns;     /* from the start of the run until this destination was done
+                                (or dropped); for the job, until the last one was */
 };
 
 /* Range INDEX of the bmap matched its checksum (before its last bytes are written). */
@@ -66,6 +70,16 @@ typedef void (*bk_copy_range_fn)(void *ctx, size_t index, const struct bk_range 
 /* Read-back of range INDEX did not match; ATTEMPT counts from 1. */
 typedef void (*bk_copy_mismatch_fn)(void *ctx, size_t index, const struct bk_range *range,
                                     unsigned attempt);
+
+/* Destination DEST (an index, see bk_copy_add_dest) read back range INDEX wrong. */
+typedef void (*bk_copy_dest_mismatch_fn)(void *ctx, size_t dest, size_t index,
+                                         const struct bk_range *range, unsigned attempt);
+
+/* Destination DEST is done: ERROR is NULL when it holds the verified image. */
+typedef void (*bk_copy_dest_fn)(void *ctx, size_t dest, const struct bk_error *error);
+
+/* Destinations one job can write at once. */
+#define BK_COPY_MAX_DESTS 64
 
 /* Bytes of the image's beginning that are written last, unless set otherwise. */
 #define BK_COPY_HEAD_BYTES (1024 * 1024)
@@ -96,6 +110,39 @@ BK_API int bk_copy_check_verifiable(const struct bk_bmap *bmap, bool verify, boo
  */
 BK_API struct bk_copy *bk_copy_new(const struct bk_bmap *bmap, struct bk_source *src,
                                    struct bk_dest *dest, struct bk_error *err);
+
+/*
+ * Write the image to DEST too (borrowed, like the first). The image is read, decoded
+ * and checked once for all destinations; each has its own writer thread, flushes,
+ * head written last, read-back and result. A destination that fails is dropped with
+ * its own error and the others go on; the slowest one sets the pace. Returns the
+ * destination's index (the one given to bk_copy_new is 0), or -1 with ERR filled: the
+ * same destination twice, more than BK_COPY_MAX_DESTS, or a job that already ran.
+ */
+BK_API int bk_copy_add_dest(struct bk_copy *job, struct bk_dest *dest, struct bk_error *err);
+
+/* The job's destinations, the first included. */
+BK_API size_t bk_copy_dest_count(const struct bk_copy *job);
+
+/*
+ * What the job did to destination INDEX (valid until bk_copy_free; NULL past the end):
+ * its own bytes written, read-back counts, head state and time, with the job's counts of
+ * verified ranges.
+ */
+BK_API const struct bk_copy_stats *bk_copy_get_dest_stats(const struct bk_copy *job, size_t index);
+
+/*
+ * After bk_copy_run: 0 when destination INDEX holds the image, verified as asked; else
+ * -1 with ERR filled with its own failure.
+ */
+BK_API int bk_copy_get_dest_result(const struct bk_copy *job, size_t index, struct bk_error *err);
+
+/* Called once per destination as it is done or dropped (serialised with the others). */
+BK_API void bk_copy_set_dest_done_fn(struct bk_copy *job, bk_copy_dest_fn fn, void *ctx);
+
+/* As bk_copy_set_readback_mismatch_fn, naming the destination; replaces that one. */
+BK_API void bk_copy_set_dest_mismatch_fn(struct bk_copy *job, bk_copy_dest_mismatch_fn fn,
+                                         void *ctx);
 
 /* Whether to check each range against its checksum while copying (default true). */
 BK_API void bk_copy_set_verify(struct bk_copy *job, bool verify);
@@ -162,7 +209,8 @@ BK_API void bk_copy_set_progress_fn(struct bk_copy *job, bk_progress_fn fn, void
 /* Called as each range matches its checksum (from a worker thread, never concurrently). */
 BK_API void bk_copy_set_verified_fn(struct bk_copy *job, bk_copy_range_fn fn, void *ctx);
 
-/* Called when a range reads back wrong (on the thread that runs the job). */
+/* Called when a range reads back wrong (on the thread reading that destination back,
+   serialised with the other callbacks). */
 BK_API void bk_copy_set_readback_mismatch_fn(struct bk_copy *job, bk_copy_mismatch_fn fn,
                                              void *ctx);
 
@@ -183,12 +231,17 @@ BK_API void bk_copy_cancel(struct bk_copy *job);
  * are first overwritten with zeros; the head itself is written only after everything
  * else was written, verified and flushed, so a failed or interrupted copy never looks
  * like a complete image. Returns 0 only when every range with a checksum matched (and,
- * with read-back, read back correctly); else -1 with ERR filled. The statistics are
- * filled in either case.
+ * with read-back, read back correctly) on every destination; else -1 with ERR filled
+ * (with several destinations, the failure of the first one that failed, by index). The
+ * statistics are filled in either case.
  */
 BK_API int bk_copy_run(struct bk_copy *job, struct bk_error *err);
 
-/* What the job did so far (valid until bk_copy_free). */
+/*
+ * What the job did so far (valid until bk_copy_free). With several destinations, the
+ * bytes written and read-back counts are their sums, and head_written and head_cleared
+ * are true when they are for any of them.
+ */
 BK_API const struct bk_copy_stats *bk_copy_get_stats(const struct bk_copy *job);
 
 /* Free JOB (NULL is fine); the bmap, source and destination stay open. */

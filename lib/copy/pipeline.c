@@ -10,16 +10,24 @@ int pipeline_init(struct pipeline *p, struct bk_copy *job, unsigned hashers, str
 {
     memset(p, 0, sizeof *p);
     p->job = job;
-    ring_init(&p->state, SLOT_COUNT, hashers);
+    p->nslots = job->ndests > 1 ? MANY_SLOT_COUNT : SLOT_COUNT;
+    ring_init(&p->state, p->nslots, hashers);
     p->head_bytes = job->head_bytes ? job->head_bytes : BK_COPY_HEAD_BYTES;
     pthread_mutex_init(&p->lock, NULL);
     pthread_cond_init(&p->to_reader, NULL);
     pthread_cond_init(&p->to_hashers, NULL);
     pthread_cond_init(&p->to_writer, NULL);
     pthread_cond_init(&p->to_caller, NULL);
+    pthread_mutex_init(&p->head_lock, NULL);
+    ring_set_writers(&p->state, (unsigned)job->ndests);
+    p->writers = calloc(job->ndests, sizeof *p->writers);
+    if (!p->writers)
+        return bk_error_set(err, BK_E_NOMEM, 0, "out of memory");
+    for (size_t w = 0; w < job->ndests; w++)
+        p->writers[w] = (struct writer_arg){p, (unsigned)w, 0};
     /* The slots and the scratch buffer in one block on huge pages where the kernel
        offers them: a few page faults instead of one per 4 KiB of the ring. */
-    size_t bytes = (size_t)SLOT_COUNT * SLOT_BYTES + SCRATCH_BYTES;
+    size_t bytes = (size_t)p->nslots * SLOT_BYTES + SCRATCH_BYTES;
     if (posix_memalign((void **)&p->ring, HUGE_PAGE_BYTES, bytes) != 0) {
         p->ring = NULL;
         return bk_error_set(err, BK_E_NOMEM, 0, "out of memory for copy buffers");
@@ -27,9 +35,9 @@ int pipeline_init(struct pipeline *p, struct bk_copy *job, unsigned hashers, str
 #ifdef MADV_HUGEPAGE
     (void)madvise(p->ring, bytes, MADV_HUGEPAGE);
 #endif
-    for (size_t i = 0; i < SLOT_COUNT; i++)
+    for (size_t i = 0; i < p->nslots; i++)
         p->slots[i].data = p->ring + i * SLOT_BYTES;
-    p->scratch = p->ring + (size_t)SLOT_COUNT * SLOT_BYTES;
+    p->scratch = p->ring + (size_t)p->nslots * SLOT_BYTES;
     p->head = calloc(1, (size_t)p->head_bytes);
     if (!p->head)
         return bk_error_set(err, BK_E_NOMEM, 0, "out of memory");
@@ -41,6 +49,8 @@ void pipeline_destroy(struct pipeline *p)
     free(p->ring);
     free(p->head);
     free(p->head_parts);
+    free(p->writers);
+    pthread_mutex_destroy(&p->head_lock);
     pthread_mutex_destroy(&p->lock);
     pthread_cond_destroy(&p->to_reader);
     pthread_cond_destroy(&p->to_hashers);
@@ -55,8 +65,20 @@ void pipeline_wake_locked(struct pipeline *p, bool any)
         pthread_cond_signal(&p->to_reader);
     if (wake & RING_WAKE_HASHERS)
         pthread_cond_broadcast(&p->to_hashers);
-    if (wake & RING_WAKE_WRITER)
+    /* Writers share one condition: with several, each must see the news. */
+    if ((wake & RING_WAKE_WRITER) && p->state.writers > 1)
+        pthread_cond_broadcast(&p->to_writer);
+    else if (wake & RING_WAKE_WRITER)
         pthread_cond_signal(&p->to_writer);
+}
+
+void pipeline_wake_from_writer_locked(struct pipeline *p, bool any)
+{
+    unsigned wake = ring_wakeups(&p->state, any);
+    if (wake & RING_WAKE_READER)
+        pthread_cond_signal(&p->to_reader);
+    if (wake & RING_WAKE_HASHERS)
+        pthread_cond_broadcast(&p->to_hashers);
 }
 
 void pipeline_fail_locked(struct pipeline *p, const struct bk_error *e)

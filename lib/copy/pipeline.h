@@ -21,6 +21,8 @@
 /* Small enough that the ring stays in the CPU's cache between the stages. */
 #define SLOT_BYTES (1u << 20)
 #define SLOT_COUNT 8u
+/* With several destinations: room for their writers to drift apart a little. */
+#define MANY_SLOT_COUNT RING_MAX_SLOTS
 #define SLOT_SEGMENTS 256u
 #define WRITEBACK_WINDOW (32u << 20)
 #define MAX_HASHERS RING_MAX_HASHERS
@@ -48,7 +50,8 @@ struct slot {
 struct pipeline {
     struct bk_copy *job;
     uint8_t *ring; /* the slots' data, then the scratch buffer */
-    struct slot slots[SLOT_COUNT];
+    struct slot slots[RING_MAX_SLOTS];
+    unsigned nslots;  /* SLOT_COUNT, or MANY_SLOT_COUNT for several destinations */
     uint8_t *scratch; /* SCRATCH_BYTES, the reader's */
 
     pthread_mutex_t lock; /* guards state and the statistics */
@@ -57,16 +60,25 @@ struct pipeline {
     pthread_cond_t to_reader;  /* a slot was written: room to fill */
     pthread_cond_t to_hashers; /* a slot was filled */
     pthread_cond_t to_writer;  /* slots were hashed */
-    pthread_cond_t to_caller;  /* the writer saw the end, or a failure */
+    pthread_cond_t to_caller;  /* the writers saw the end, or a failure */
 
-    /* The writer's: image bytes below head_bytes, kept until the end. */
+    /* Image bytes below head_bytes, kept until the end by whichever writer is first at a
+       slot (head_seq: slots looked at), for every destination. */
     uint64_t head_bytes;
     uint8_t *head;
     struct head_part {
         uint64_t offset, len;
     } * head_parts;
     size_t head_count, head_cap;
-    uint64_t since_writeback;
+    pthread_mutex_t head_lock;
+    uint64_t head_seq;
+
+    /* One per destination of the job. */
+    struct writer_arg {
+        struct pipeline *p;
+        unsigned index;
+        uint64_t since_writeback;
+    } * writers;
 };
 
 /* Set up P for JOB with HASHERS hashers. Returns 0, or -1 with ERR filled. */
@@ -75,6 +87,12 @@ void pipeline_destroy(struct pipeline *p);
 
 /* Wake the stages ring_wakeups names. Call with the lock held. */
 void pipeline_wake_locked(struct pipeline *p, bool any);
+
+/*
+ * The same from a writer: a writer's step never lets another writer on, and with
+ * several, waking them only to sleep again would cost a context switch each.
+ */
+void pipeline_wake_from_writer_locked(struct pipeline *p, bool any);
 
 /* Record the first failure and make every stage stop; with the lock held or not. */
 void pipeline_fail_locked(struct pipeline *p, const struct bk_error *e);
@@ -90,6 +108,15 @@ struct hasher_arg {
 };
 void *pipeline_reader_main(void *arg);
 void *pipeline_hasher_main(void *arg); /* takes a struct hasher_arg */
-void *pipeline_writer_main(void *arg);
+void *pipeline_writer_main(void *arg); /* takes a struct writer_arg */
+
+/*
+ * The end of one destination's copy, after its writer wrote the last slot (driver.c):
+ * the head, the flushes and the read-back; its result goes to copy_dest_finish.
+ */
+void pipeline_dest_tail(struct pipeline *p, unsigned w);
+
+/* Overwrite with zeros the mapped part of destination W's head, and flush (driver.c). */
+int pipeline_clear_head(struct pipeline *p, unsigned w, struct bk_error *err);
 
 #endif

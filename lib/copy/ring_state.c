@@ -10,7 +10,14 @@ void ring_init(struct ring_state *r, unsigned slots, unsigned hashers)
     r->write_lag = r->slots / 2 ? r->slots / 2 : 1;
     r->wake_batch = 2;
     r->hashers = hashers > RING_MAX_HASHERS ? RING_MAX_HASHERS : hashers ? hashers : 1;
+    r->writers = r->live_writers = 1;
     bk_error_clear(&r->error);
+}
+
+void ring_set_writers(struct ring_state *r, unsigned writers)
+{
+    r->writers = writers > RING_MAX_WRITERS ? RING_MAX_WRITERS : writers ? writers : 1;
+    r->live_writers = r->writers;
 }
 
 bool ring_reader_may_fill(const struct ring_state *r)
@@ -56,22 +63,65 @@ static bool slot_judged(const struct ring_state *r, const struct slot_meta *m)
     return true;
 }
 
-bool ring_writer_may_write(const struct ring_state *r)
+bool ring_writer_may_write_by(const struct ring_state *r, unsigned w)
 {
-    uint64_t hashed = ring_hashed_all(r);
-    if (r->written >= hashed)
+    uint64_t hashed = ring_hashed_all(r), pos = r->wpos[w];
+    if (r->wgone[w] || r->wfinished[w] || pos >= hashed)
         return false;
-    const struct slot_meta *m = &r->meta[ring_slot(r, r->written)];
-    if (hashed - r->written >= r->write_lag || m->eof || m->empty)
+    const struct slot_meta *m = &r->meta[ring_slot(r, pos)];
+    if (hashed - pos >= r->write_lag || m->eof || m->empty)
         return true;
     return slot_judged(r, m);
 }
 
+bool ring_writer_may_write(const struct ring_state *r)
+{
+    return ring_writer_may_write_by(r, 0);
+}
+
+/* The slowest live writer sets what the reader may refill and what progress shows. */
+static void ring_update_slowest(struct ring_state *r)
+{
+    bool any = false, finished = true;
+    uint64_t pos = 0, bytes = 0;
+    for (unsigned w = 0; w < r->writers; w++) {
+        if (r->wgone[w])
+            continue;
+        if (!any || r->wpos[w] < pos)
+            pos = r->wpos[w];
+        if (!any || r->wbytes[w] < bytes)
+            bytes = r->wbytes[w];
+        finished = finished && r->wfinished[w];
+        any = true;
+    }
+    if (!any)
+        return;
+    r->written = pos;
+    r->done_bytes = bytes;
+    r->finished = finished;
+}
+
+void ring_written_by(struct ring_state *r, unsigned w, uint64_t bytes)
+{
+    r->wfinished[w] = r->meta[ring_slot(r, r->wpos[w])].eof;
+    r->wpos[w]++;
+    r->wbytes[w] += bytes;
+    ring_update_slowest(r);
+}
+
 void ring_written(struct ring_state *r, uint64_t bytes)
 {
-    r->finished = r->meta[ring_slot(r, r->written)].eof;
-    r->written++;
-    r->done_bytes += bytes;
+    ring_written_by(r, 0, bytes);
+}
+
+unsigned ring_drop_writer(struct ring_state *r, unsigned w)
+{
+    if (!r->wgone[w]) {
+        r->wgone[w] = true;
+        r->live_writers--;
+        ring_update_slowest(r);
+    }
+    return r->live_writers;
 }
 
 void ring_fail(struct ring_state *r, const struct bk_error *e)
@@ -95,7 +145,12 @@ unsigned ring_wakeups(const struct ring_state *r, bool any)
             break;
         }
     }
-    if (ring_hashed_all(r) - r->written >= need && ring_writer_may_write(r))
-        wake |= RING_WAKE_WRITER;
+    uint64_t hashed = ring_hashed_all(r);
+    for (unsigned w = 0; w < r->writers; w++) {
+        if (hashed - r->wpos[w] >= need && ring_writer_may_write_by(r, w)) {
+            wake |= RING_WAKE_WRITER;
+            break;
+        }
+    }
     return wake;
 }

@@ -18,6 +18,8 @@
 
 #define RING_MAX_SLOTS 16u
 #define RING_MAX_HASHERS 8u
+/* Writers, one per destination: a few words of state each. */
+#define RING_MAX_WRITERS 64u
 
 /* What the reader put into a slot, as far as the other stages need to know. */
 struct slot_meta {
@@ -42,15 +44,22 @@ struct ring_state {
     unsigned write_lag;  /* the writer may trail the hashers by this many slots */
     unsigned wake_batch; /* slots of work that make a stage worth waking after a step */
     unsigned hashers;
-    uint64_t filled, written;           /* slot sequence numbers */
+    uint64_t filled, written;           /* slot sequence numbers; written: by every live writer */
     uint64_t hashed[RING_MAX_HASHERS];  /* slots hasher H has finished */
     size_t concluded[RING_MAX_HASHERS]; /* hasher H has judged its ranges below this index */
     struct slot_meta meta[RING_MAX_SLOTS];
     uint64_t done_bytes; /* bytes of written slots */
-    bool finished;       /* the writer wrote the last slot */
+    bool finished;       /* every live writer wrote the last slot */
     bool stop;           /* every stage must stop */
     bool failed;
     struct bk_error error; /* the first failure */
+    /* Per writer: slots written, their bytes, whether it wrote the last one or was
+       dropped (its destination failed); written and done_bytes are the slowest live one's. */
+    unsigned writers, live_writers;
+    uint64_t wpos[RING_MAX_WRITERS];
+    uint64_t wbytes[RING_MAX_WRITERS];
+    bool wfinished[RING_MAX_WRITERS];
+    bool wgone[RING_MAX_WRITERS];
 };
 
 /* Who an event concerns: bits of ring_wakeups. */
@@ -58,6 +67,9 @@ enum { RING_WAKE_READER = 1, RING_WAKE_HASHERS = 2, RING_WAKE_WRITER = 4 };
 
 /* SLOTS slots (at most RING_MAX_SLOTS) and HASHERS hashers (1 to RING_MAX_HASHERS). */
 void ring_init(struct ring_state *r, unsigned slots, unsigned hashers);
+
+/* WRITERS writers (1 to RING_MAX_WRITERS; ring_init sets one), before any step. */
+void ring_set_writers(struct ring_state *r, unsigned writers);
 
 /* Slot index of sequence number SEQ. */
 static inline unsigned ring_slot(const struct ring_state *r, uint64_t seq)
@@ -95,6 +107,16 @@ bool ring_writer_may_write(const struct ring_state *r);
 
 /* The writer wrote its next slot, BYTES of image data. */
 void ring_written(struct ring_state *r, uint64_t bytes);
+
+/* The same for writer W of several. */
+bool ring_writer_may_write_by(const struct ring_state *r, unsigned w);
+void ring_written_by(struct ring_state *r, unsigned w, uint64_t bytes);
+
+/*
+ * Writer W stops for good (its destination failed): the others go on and the reader no
+ * longer waits for it. Returns the writers still live; at 0 the caller fails the ring.
+ */
+unsigned ring_drop_writer(struct ring_state *r, unsigned w);
 
 /* Record a failure (the first one is kept) and make every stage stop. */
 void ring_fail(struct ring_state *r, const struct bk_error *e);

@@ -174,7 +174,8 @@ pass "--bmap with --nobmap: exit 2"
 expect_fail 2 'no-such-option' "$BMAPKIT" copy -q --no-such-option --bmap v2.0.bmap good.img out.img
 [ ! -e out.img ] || fail "unknown option: out.img was created"
 pass "unknown option: exit 2"
-expect_fail 2 '' "$BMAPKIT" copy -q --bmap v2.0.bmap good.img out.img extra
+# More DESTs are more destinations (copy-many.sh); a UMS one among them is a usage error.
+expect_fail 2 "DEST 'ums' must be the only DEST" "$BMAPKIT" copy -q --bmap v2.0.bmap good.img out.img ums
 [ ! -e out.img ] || fail "extra argument: out.img was created"
 pass "extra argument: exit 2"
 

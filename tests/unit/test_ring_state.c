@@ -232,9 +232,52 @@ static void test_sequence_numbers_wrap_around_the_ring(void **state)
     assert_int_equal(r.done_bytes, 100);
 }
 
+/* Several writers: the slowest live one frees slots; a dropped one holds nothing back. */
+static void test_several_writers(void **state)
+{
+    (void)state;
+    struct ring_state r;
+    ring_init(&r, 4, 1);
+    ring_set_writers(&r, 3);
+    for (int i = 0; i < 4; i++)
+        fill(&r, (size_t)i, (size_t)i, i == 3);
+    hash_all(&r);
+    hash_all(&r);
+    hash_all(&r);
+    hash_all(&r);
+    for (size_t range = 0; range < 4; range++)
+        ring_concluded(&r, 0, range);
+    /* Writer 0 writes everything; the reader still waits for 1 and 2. */
+    for (int i = 0; i < 4; i++) {
+        assert_true(ring_writer_may_write_by(&r, 0));
+        ring_written_by(&r, 0, 10);
+    }
+    assert_false(ring_writer_may_write_by(&r, 0));
+    assert_false(ring_reader_may_fill(&r));
+    assert_false(r.finished);
+    ring_written_by(&r, 1, 10);
+    assert_int_equal(r.written, 0);
+    assert_int_equal(r.done_bytes, 0);
+    /* Writer 2 is dropped: writer 1 is the slowest now. */
+    assert_int_equal(ring_drop_writer(&r, 2), 2);
+    assert_false(ring_writer_may_write_by(&r, 2));
+    assert_int_equal(r.written, 1);
+    assert_int_equal(r.done_bytes, 10);
+    assert_true(ring_reader_may_fill(&r));
+    assert_true((ring_wakeups(&r, true) & RING_WAKE_WRITER) != 0);
+    for (int i = 1; i < 4; i++)
+        ring_written_by(&r, 1, 10);
+    assert_true(r.finished);
+    assert_int_equal(r.done_bytes, 40);
+    assert_int_equal(ring_wakeups(&r, true) & RING_WAKE_WRITER, 0);
+    assert_int_equal(ring_drop_writer(&r, 1), 1);
+    assert_int_equal(ring_drop_writer(&r, 0), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_several_writers),
         cmocka_unit_test(test_reader_stops_at_a_full_ring),
         cmocka_unit_test(test_hashers_follow_the_reader),
         cmocka_unit_test(test_writer_waits_for_the_verdict_of_short_ranges),
