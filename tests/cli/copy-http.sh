@@ -28,6 +28,7 @@ htpass=$(openssl passwd -apr1 secret)
 echo "user:$htpass" >htpasswd
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+pport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 cat >nginx.conf <<EOF
 daemon off;
 master_process off;
@@ -48,6 +49,12 @@ http {
         location /auth/ { auth_basic "images"; auth_basic_user_file $WORK/htpasswd; }
         # Slow enough that a copy still sends requests a second or more after it began.
         location /slow/ { limit_rate 64k; }
+    }
+    # A forward proxy for http_proxy: it fetches what it is asked for from the server above.
+    server {
+        listen 127.0.0.1:$pport;
+        access_log $WORK/proxy.log sent;
+        location / { proxy_pass http://127.0.0.1:$port; }
     }
 }
 EOF
@@ -206,6 +213,24 @@ run_ok $BMAPKIT copy "$url/norange/img" out.raw
 same_image out.raw "server without ranges"
 grep -q "GET /norange/img 200" access.log || fail "no plain GET of the image without ranges"
 pass "a server without ranges streams the image"
+
+# --- a proxy from the environment: the image's host is one only the proxy reaches.
+: >proxy.log
+run_ok env http_proxy="http://127.0.0.1:$pport" no_proxy= NO_PROXY= \
+    $BMAPKIT copy "http://images.invalid:$port/plain/img" out.raw
+same_image out.raw "through http_proxy"
+grep -q "GET /plain/img 206" proxy.log || { cat proxy.log; fail "the image did not go through the proxy"; }
+grep -q "/plain/img.bmap 20[06]" proxy.log || fail "the bmap was not looked for through the proxy"
+pass "http_proxy from the environment: the image and its bmap through the proxy"
+
+# --- credentials from ~/.netrc.
+mkdir -p home
+printf 'machine 127.0.0.1\nlogin user\npassword secret\n' >home/.netrc
+chmod 600 home/.netrc
+run_ok env HOME="$WORK/home" $BMAPKIT copy "$url/auth/img" out.raw
+same_image out.raw "credentials from ~/.netrc"
+grep -q "secret" "$WORK/.err" && fail "the password from ~/.netrc was printed"
+pass "credentials for the server from ~/.netrc"
 
 # --- 404: one line with the URL and the status.
 expect_fail 1 "$url/plain/none\.img.*404" $BMAPKIT copy --nobmap "$url/plain/none.img" out.raw
