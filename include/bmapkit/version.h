@@ -13,7 +13,7 @@ extern "C" {
    with the project's version. */
 #define BK_VERSION_MAJOR 0
 #define BK_VERSION_MINOR 2
-#define BK_VERSION_PATCH 0
+#define BK_VERSION_PATCH 90
 
 /* One number that grows with every release: 10000 * MAJOR + 100 * MINOR + PATCH. */
 #define BK_VERSION_NUMBER (BK_VERSION_MAJOR * 10000 + BK_VERSION_MINOR * 100 + BK_VERSION_PATCH)

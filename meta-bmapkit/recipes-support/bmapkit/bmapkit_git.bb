@@ -13,7 +13,7 @@ LIC_FILES_CHKSUM = "file://LICENSE;md5=5953276fcd0a4f5bb7d4abf2c7521753"
 BMAPKIT_GIT_URI ?= "git://git.example.org/bmapkit.git;protocol=https;branch=main"
 BMAPKIT_SRCREV ?= "75e45037d9ccf1cb87d84f117465741293cb8081"
 SRCREV = "${BMAPKIT_SRCREV}"
-PV = "0.2.0+git"
+PV = "0.2.90+git"
 
 # Unpacked into ${BP}, which is where S points by default in every release the layer
 # supports; so S is not set here.
