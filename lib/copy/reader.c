@@ -46,7 +46,7 @@ static unsigned side_by_side(const struct bk_copy *job, unsigned hashers)
     if (!job->bmap || !s->seekable || s->decodes)
         return 1;
     for (; s; s = s->below)
-        if (s->ops->fetched)
+        if (s->ops->fetched || s->works_ahead)
             return 1;
     return hashers;
 }

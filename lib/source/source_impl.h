@@ -47,6 +47,8 @@ struct bk_source {
     bool decodes;
     /* Fetched from a network: a look at every part of it costs about what reading it does. */
     bool remote;
+    /* Decodes ahead on workers in the order of its plan: reading out of order stalls it. */
+    bool works_ahead;
     /* The source this one reads (a decoder's input), or NULL at the bottom of a stack. */
     const struct bk_source *below;
     void *priv;

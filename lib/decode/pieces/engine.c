@@ -447,6 +447,7 @@ struct bk_source *pieces_open(struct bk_source *in, struct piece *pieces, size_t
     ps->pub.seekable = true;
     ps->pub.ops = &pieces_ops;
     ps->pub.below = in;
+    ps->pub.works_ahead = true;
     ps->pub.priv = ps;
     return &ps->pub;
 }
