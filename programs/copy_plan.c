@@ -126,10 +126,10 @@ static int open_inputs(struct copy_plan *plan)
     }
     /* A URL image is open already (check_image). */
     if (!plan->src)
-        plan->src = ssh_source_is_url(plan->image)
-                        ? ssh_open_image(plan->image, &plan->format, &err)
-                        : bk_source_open_image_fetch(plan->image, &plan->fetch, &plan->format,
-                                                     &err);
+        plan->src =
+            ssh_source_is_url(plan->image)
+                ? ssh_open_image(plan->image, &plan->format, &err)
+                : bk_source_open_image_fetch(plan->image, &plan->fetch, &plan->format, &err);
     if (!plan->src)
         return cli_fail(&err);
     if (cli_is_net_url(plan->image))

@@ -60,8 +60,8 @@ struct bk_copy_stats {
     uint64_t bytes_compared; /* bytes read from the destination to compare */
 
     /* Several destinations (added in 0.3). */
-    uint64_t elapsed_ns;     /* from the start of the run until this destination was done
-                                (or dropped); for the job, until the last one was */
+    uint64_t elapsed_ns; /* from the start of the run until this destination was done
+                            (or dropped); for the job, until the last one was */
 };
 
 /* Range INDEX of the bmap matched its checksum (before its last bytes are written). */

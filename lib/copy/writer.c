@@ -69,9 +69,8 @@ static int write_segment(struct writer_arg *w, const struct segment *g, struct b
         return 0;
     uint64_t wrote = len;
     /* Skipping what is there is for a job of one destination (bk_copy_run checks). */
-    if (p->job->unchanged
-            ? copy_unchanged_write(p->job, data, (size_t)len, offset, &wrote, err) < 0
-            : bk_dest_write(d->dest, data, (size_t)len, offset, err) < 0)
+    if (p->job->unchanged ? copy_unchanged_write(p->job, data, (size_t)len, offset, &wrote, err) < 0
+                          : bk_dest_write(d->dest, data, (size_t)len, offset, err) < 0)
         return -1;
     d->stats.bytes_written += wrote;
     w->since_writeback += wrote;

@@ -4,7 +4,6 @@
 
 #include <stddef.h>
 
-
 void bk_net_options_default(struct bk_net_options *o)
 {
     *o = (struct bk_net_options){.connect_timeout_ms = 30000,
