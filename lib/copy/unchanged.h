@@ -4,9 +4,12 @@
  * pipeline runs, the survey reads each mapped range from the destination, past its
  * caches, and hashes it: a range that matches its checksum is skipped altogether (the
  * reader hands on an empty piece of it, the hasher concludes it unchecked by the image,
- * read-back leaves it alone). In the ranges that differ, the writer reads the
- * destination again piece by piece and writes only the blocks that differ. The rest of
- * copy/ knows only the few calls below.
+ * read-back leaves it alone). For the ranges that differ, the survey keeps a print (a
+ * truncated SHA-256) of each 4 KiB block as the destination held it, and the writer
+ * writes only the blocks whose image print differs, without reading the destination
+ * again; past 64 MiB of prints, or for a piece not cut on block edges, it reads the
+ * destination again and compares the bytes. The rest of copy/ knows only the few calls
+ * below.
  */
 #ifndef BMAPKIT_COPY_UNCHANGED_H
 #define BMAPKIT_COPY_UNCHANGED_H

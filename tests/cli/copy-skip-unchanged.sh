@@ -103,6 +103,47 @@ expect_fail 2 "--skip-unchanged .*--nobmap" $BMAPKIT copy --skip-unchanged --nob
 expect_fail 1 "/dev/null cannot be read" $BMAPKIT -q copy --skip-unchanged --bmap new.bmap new.img /dev/null
 pass "refused with --nobmap and on a destination that cannot be read"
 
+# Ranges of 512-byte blocks that start and end inside 4 KiB blocks, two of them sharing
+# one: the blocks compared at their edges are clipped to the range, and changes right at
+# the edges are found, from a file and from a stream.
+python3 - <<'EOF'
+import hashlib, os, random
+rng = random.Random(512)
+old = bytearray(rng.randbytes(8 << 20))
+ranges = [(1, 3000), (5001, 9000), (9003, 16000)]
+new = bytearray(old)
+for at in (512, 1536000, 1536511, 2560512, 4608000, 4608511, 4609536, 6 << 20, 8192511):
+    new[at] ^= 0xFF
+def bmap(img):
+    rows = "".join(
+        f'        <Range chksum="{hashlib.sha256(img[a * 512:(b + 1) * 512]).hexdigest()}"> '
+        f"{a}-{b} </Range>\n" for a, b in ranges)
+    mapped = sum(b - a + 1 for a, b in ranges)
+    text = ('<?xml version="1.0" ?>\n<bmap version="2.0">\n'
+            f"    <ImageSize> {len(img)} </ImageSize>\n    <BlockSize> 512 </BlockSize>\n"
+            f"    <BlocksCount> {len(img) // 512} </BlocksCount>\n"
+            f"    <MappedBlocksCount> {mapped} </MappedBlocksCount>\n"
+            "    <ChecksumType> sha256 </ChecksumType>\n"
+            f"    <BmapFileChecksum> {'0' * 64} </BmapFileChecksum>\n"
+            f"    <BlockMap>\n{rows}    </BlockMap>\n</bmap>\n")
+    return text.replace("0" * 64, hashlib.sha256(text.encode()).hexdigest(), 1)
+for name, img in (("u-old", old), ("u-new", new)):
+    open(name + ".img", "wb").write(img)
+    open(name + ".bmap", "w").write(bmap(img))
+EOF
+for how in file stream; do
+    cp u-old.img u.img
+    if [ $how = file ]; then
+        run_ok $BMAPKIT copy --skip-unchanged --json-events ev-u --bmap u-new.bmap u-new.img u.img
+    else
+        run_ok $BMAPKIT copy --skip-unchanged --json-events ev-u --bmap u-new.bmap - u.img <u-new.img
+    fi
+    cmp u-new.img u.img || fail "512-byte ranges ($how): not the new image"
+    w=$(done_field ev-u bytes_written)
+    [ "$w" -ge 8 ] && [ "$w" -le $((9 * 4096)) ] || fail "512-byte ranges ($how): wrote $w bytes"
+done
+pass "ranges cut inside 4 KiB blocks: changes at their edges found, from a file and a stream"
+
 # ---------------------------------------------------------------- an NBD export
 
 serve() {
@@ -115,18 +156,20 @@ serve() {
     for _ in $(seq 100); do [ -S "$WORK/$name.sock" ] && break; sleep 0.05; done
 }
 uri() { echo "nbd+unix:///?socket=$WORK/$1.sock"; }
-# logged_writes LOG: bytes of the write requests the server has logged so far.
-logged_writes() {
-    python3 - "$1" <<'EOF'
+# logged_bytes LOG Write|Read: bytes of the requests of that kind the server has logged
+# so far.
+logged_bytes() {
+    python3 - "$1" "$2" <<'EOF'
 import re, sys
 n = 0
 for line in open(sys.argv[1]):
-    m = re.search(r"Write id=\d+ offset=0x[0-9a-f]+ count=(0x[0-9a-f]+)", line)
+    m = re.search(sys.argv[2] + r" id=\d+ offset=0x[0-9a-f]+ count=(0x[0-9a-f]+)", line)
     if m and "..." in line:
         n += int(m.group(1), 16)
 print(n)
 EOF
 }
+logged_writes() { logged_bytes "$1" Write; }
 
 serve mem memory 64M
 run_ok $BMAPKIT copy --bmap old.bmap old.img "$(uri mem)"
@@ -144,6 +187,18 @@ w=$(($(logged_writes mem.log) - full))
 nbdcopy "$(uri mem)" got.img
 cmp -n "$(stat -c %s new.img)" new.img got.img || fail "NBD: the export is not the new image"
 pass "NBD: 5% changed (.xz, --readback): the server got $w bytes of $full"
+
+# The survey reads every mapped byte once; the blocks of the range that differs are
+# then compared with the prints it took, not read from the export again.
+run_ok $BMAPKIT -q copy --bmap old.bmap old.img "$(uri mem)"
+r0=$(logged_bytes mem.log Read)
+run_ok $BMAPKIT -q copy --skip-unchanged --bmap new.bmap new.img.xz "$(uri mem)"
+r=$(($(logged_bytes mem.log Read) - r0))
+[ "$r" -ge "$mapped" ] && [ "$r" -le $((mapped + 65536)) ] ||
+    fail "NBD: the re-flash read $r bytes of the export for $mapped mapped"
+nbdcopy "$(uri mem)" got.img
+cmp -n "$(stat -c %s new.img)" new.img got.img || fail "NBD: the export is not the new image"
+pass "NBD: the re-flash read the export once ($r bytes for $mapped mapped)"
 
 # Garbage everywhere: every range differs; the same result as a normal copy.
 head -c 64M /dev/urandom >g1
