@@ -123,9 +123,8 @@ static size_t units_of(uint64_t start, uint64_t end)
 }
 
 /* Prints of the units of [FROM, TO) in BUF (which holds the destination from POS on). */
-static int print_units(struct copy_unchanged *u, uint64_t start, const uint8_t *buf,
-                       uint64_t pos, uint64_t from, uint64_t to, uint8_t *prints,
-                       struct bk_error *err)
+static int print_units(struct copy_unchanged *u, uint64_t start, const uint8_t *buf, uint64_t pos,
+                       uint64_t from, uint64_t to, uint8_t *prints, struct bk_error *err)
 {
     for (uint64_t o = from; o < to;) {
         uint64_t unit_end = o - o % COMPARE_UNIT + COMPARE_UNIT;
@@ -150,8 +149,8 @@ static bool in_disk_head(const struct bk_copy *job, size_t i, uint64_t head_byte
  * the prints of its blocks are taken, and kept (as memory allows) if it differs or lies
  * in a disk's head, which may have to be written again although it matches.
  */
-static int range_matches(struct bk_copy *job, size_t i, uint64_t head_bytes,
-                         struct bk_digest *d, bool *match, struct bk_error *err)
+static int range_matches(struct bk_copy *job, size_t i, uint64_t head_bytes, struct bk_digest *d,
+                         bool *match, struct bk_error *err)
 {
     struct copy_unchanged *u = job->unchanged;
     uint64_t start = bk_bmap_range_start(job->bmap, i);
@@ -347,8 +346,8 @@ static const struct range_prints *prints_for(const struct bk_copy *job, const st
 
 /* Compare the piece's units with the prints the survey took; write those that differ. */
 static int write_by_prints(struct bk_copy *job, const struct piece *pc,
-                           const struct range_prints *rp, uint64_t range_start,
-                           uint64_t *wrote, struct bk_error *err)
+                           const struct range_prints *rp, uint64_t range_start, uint64_t *wrote,
+                           struct bk_error *err)
 {
     bool open = false;
     uint64_t run_from = 0, run_to = 0;
