@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * bmapkit copy to several destinations at once: all opened, with every check, before
- * anything is written; one copy job writing them all; one summary line each.
+ * anything is written, a refused one left alone with its own line; one copy job writing
+ * the others; one summary line each.
  */
 #include "copy_plan.h"
 
@@ -18,6 +19,8 @@
 struct many_cli {
     struct progress *progress;
     const struct copy_plan *plan;
+    size_t *index; /* the job's destination K is the plan's index[K] (refused ones left out) */
+    size_t opened;
 };
 
 /* Whether A and B name the same destination: the same device, file, or text. */
@@ -73,7 +76,7 @@ static void on_mismatch(void *ctx, size_t dest, size_t index, const struct bk_ra
                         unsigned attempt)
 {
     struct many_cli *c = ctx;
-    const char *path = c->plan->dest_paths[dest];
+    const char *path = c->plan->dest_paths[c->index[dest]];
     char q[PATH_MAX + 8];
     json_quote(q, sizeof q, path);
     progress_clear(c->progress);
@@ -133,14 +136,15 @@ static const char *verification(const struct copy_plan *plan, bool ok,
     return st->ranges_verified > 0 ? "partial" : "not verified";
 }
 
-/* The summary line and the event of destination I; returns its exit status. */
-static int report_dest(struct many_cli *mc, struct bk_copy *job, size_t i)
+/* The summary line and the event of the job's destination K; returns its exit status. */
+static int report_dest(struct many_cli *mc, struct bk_copy *job, size_t k)
 {
     const struct copy_plan *plan = mc->plan;
-    const struct bk_copy_stats *st = bk_copy_get_dest_stats(job, i);
+    size_t i = mc->index[k];
+    const struct bk_copy_stats *st = bk_copy_get_dest_stats(job, k);
     struct bk_error err;
     bk_error_clear(&err);
-    bool ok = bk_copy_get_dest_result(job, i, &err) == 0;
+    bool ok = bk_copy_get_dest_result(job, k, &err) == 0;
     char label[PATH_MAX + 700], a[32], q[PATH_MAX + 8];
     dest_label(plan, i, label, sizeof label);
     json_quote(q, sizeof q, plan->dest_paths[i]);
@@ -179,31 +183,65 @@ static int report_dest(struct many_cli *mc, struct bk_copy *job, size_t i)
     return status;
 }
 
-/* Open every destination; the first refused closes the others, before any write. */
+/* The line and the event of destination I, refused with ERR; returns its exit status. */
+static int report_refused(struct many_cli *mc, size_t i, const struct bk_error *err)
+{
+    const struct copy_plan *plan = mc->plan;
+    char label[PATH_MAX + 700], q[PATH_MAX + 8];
+    char msg[PATH_MAX + 700 + BK_ERROR_MSG_MAX + 512];
+    dest_label(plan, i, label, sizeof label);
+    int status = cli_final_status(cli_exit_status(err));
+    const char *m = cli_message(err);
+    const char *hint = cli_dest_hint(err, plan->dest_paths[i]);
+    if (strstr(m, plan->dest_paths[i]))
+        snprintf(msg, sizeof msg, "%s%s", m, hint);
+    else
+        snprintf(msg, sizeof msg, "%s: %s%s", label, m, hint);
+    cli_error_code(err->code, "%s; this destination is left alone", msg);
+    char qm[2 * sizeof msg + 8];
+    json_quote(q, sizeof q, plan->dest_paths[i]);
+    json_quote(qm, sizeof qm, msg);
+    progress_event(mc->progress, "dest-done",
+                   "\"dest\":%s,\"status\":\"refused\",\"exit\":%d,\"bytes_written\":0"
+                   ",\"readback_checked\":0,\"readback_failed\":0,\"head_written\":false"
+                   ",\"seconds\":0,\"verification\":\"not verified\",\"error\":"
+                   "{\"code\":\"%s\",\"message\":%s}",
+                   q, status, bk_code_name(err->code), qm);
+    return status;
+}
+
+/*
+ * Open every destination before anything is written. One that is refused (mounted, too
+ * small, ...) is left alone with its own line, and the others are written; returns the
+ * exit status of the first refused, or EXIT_OK. ERR keeps the first refusal.
+ */
 static int open_all(struct many_cli *mc, struct copy_plan *plan, uint64_t image_size,
                     struct bk_dest **dests, struct bk_error *err)
 {
+    int status = EXIT_OK;
     for (size_t i = 0; i < plan->dest_count; i++) {
-        dests[i] = bk_dest_open(plan->dest_paths[i], image_size, &plan->dopts, err);
-        if (dests[i])
+        struct bk_error e;
+        bk_error_clear(&e);
+        dests[i] = bk_dest_open(plan->dest_paths[i], image_size, &plan->dopts, &e);
+        if (dests[i]) {
+            mc->index[mc->opened++] = i;
             continue;
-        char msg[BK_ERROR_MSG_MAX + 512];
-        int status = cli_final_status(cli_exit_status(err));
-        snprintf(msg, sizeof msg, "%s%s", cli_message(err),
-                 cli_dest_hint(err, plan->dest_paths[i]));
-        cli_error_code(err->code, "%s; nothing was written to any destination", msg);
-        progress_error(mc->progress, bk_code_name(err->code), msg, status);
-        return status;
+        }
+        int s = report_refused(mc, i, &e);
+        if (status == EXIT_OK) {
+            status = s;
+            *err = e;
+        }
     }
-    return EXIT_OK;
+    return status;
 }
 
 static struct bk_copy *new_job(struct many_cli *mc, const struct copy_plan *plan,
                                struct bk_dest **dests, struct bk_error *err)
 {
-    struct bk_copy *job = bk_copy_new(plan->bmap, plan->src, dests[0], err);
-    for (size_t i = 1; job && i < plan->dest_count; i++) {
-        if (bk_copy_add_dest(job, dests[i], err) < 0) {
+    struct bk_copy *job = bk_copy_new(plan->bmap, plan->src, dests[mc->index[0]], err);
+    for (size_t k = 1; job && k < mc->opened; k++) {
+        if (bk_copy_add_dest(job, dests[mc->index[k]], err) < 0) {
             bk_copy_free(job);
             return NULL;
         }
@@ -219,11 +257,15 @@ static struct bk_copy *new_job(struct many_cli *mc, const struct copy_plan *plan
     return job;
 }
 
-/* Run the job; one summary line per destination. Returns the exit status. */
-static int run_and_report(struct many_cli *mc, struct bk_copy *job)
+/*
+ * Run the job; one summary line per destination. REFUSED is the status of the first
+ * destination refused before (with ERR0), or EXIT_OK. Returns the exit status.
+ */
+static int run_and_report(struct many_cli *mc, struct bk_copy *job, int refused,
+                          const struct bk_error *err0)
 {
     const struct copy_plan *plan = mc->plan;
-    cli_info("copying %s to %zu destinations%s%s", plan->image, plan->dest_count,
+    cli_info("copying %s to %zu destination(s)%s%s", plan->image, mc->opened,
              plan->bmap_path ? " using bmap " : "",
              plan->bmap_path ? plan->bmap_path : " without a bmap");
     struct bk_error err;
@@ -232,10 +274,12 @@ static int run_and_report(struct many_cli *mc, struct bk_copy *job)
     int rc = bk_copy_run(job, &err);
     double elapsed = cli_now() - t0;
     progress_clear(mc->progress);
-    int status = EXIT_OK;
-    size_t failed = 0;
-    for (size_t i = 0; i < plan->dest_count; i++) {
-        int s = report_dest(mc, job, i);
+    int status = refused;
+    size_t failed = plan->dest_count - mc->opened;
+    if (refused != EXIT_OK)
+        err = *err0;
+    for (size_t k = 0; k < mc->opened; k++) {
+        int s = report_dest(mc, job, k);
         if (s != EXIT_OK && status == EXIT_OK)
             status = s;
         failed += s != EXIT_OK;
@@ -244,9 +288,10 @@ static int run_and_report(struct many_cli *mc, struct bk_copy *job)
     if (plan->bmap && rc == 0)
         cli_info("verified %zu of %zu range(s)", st->ranges_verified,
                  bk_bmap_range_count(plan->bmap));
-    if (failed)
+    if (failed) {
+        cli_info("%zu of %zu destinations written", plan->dest_count - failed, plan->dest_count);
         progress_error(mc->progress, bk_code_name(err.code), cli_message(&err), status);
-    else
+    } else
         cli_info("all %zu destinations written in %.2f s", plan->dest_count, elapsed);
     progress_done(mc->progress, status, st, elapsed,
                   failed ? "not verified" : verification(plan, true, st));
@@ -266,18 +311,25 @@ int copy_execute_many(struct copy_plan *plan)
     plan->dopts.warn = on_warning;
     plan->dopts.warn_ctx = &mc;
     struct bk_dest **dests = calloc(plan->dest_count, sizeof *dests);
-    if (!dests) {
+    mc.index = calloc(plan->dest_count, sizeof *mc.index);
+    if (!dests || !mc.index) {
+        free(dests);
+        free(mc.index);
         cli_error("out of memory");
         return EXIT_ERROR;
     }
     struct bk_error err;
     bk_error_clear(&err);
     bool ran = false;
-    int status = open_all(&mc, plan, image_size, dests, &err);
-    if (status == EXIT_OK) {
+    int refused = open_all(&mc, plan, image_size, dests, &err);
+    int status = refused;
+    if (mc.opened == 0) {
+        cli_error("every destination was refused; nothing was written");
+        progress_error(mc.progress, bk_code_name(err.code), cli_message(&err), status);
+    } else {
         struct bk_copy *job = new_job(&mc, plan, dests, &err);
         if (job) {
-            status = run_and_report(&mc, job);
+            status = run_and_report(&mc, job, refused, &err);
             ran = true;
         } else {
             status = cli_fail(&err);
@@ -289,6 +341,7 @@ int copy_execute_many(struct copy_plan *plan)
     for (size_t i = 0; i < plan->dest_count; i++)
         bk_dest_close(dests[i]);
     free(dests);
+    free(mc.index);
     progress_clear(mc.progress);
     if (!ran) {
         struct bk_copy_stats none = {0};
