@@ -395,21 +395,47 @@ void progress_error(struct progress *p, const char *code, const char *message, i
     progress_event(p, "error", "\"code\":\"%s\",\"message\":%s,\"exit\":%d", code, q, status);
 }
 
+/* The done event's name of what the copy did with a GPT. */
+static const char *gpt_name(enum bk_copy_gpt gpt)
+{
+    switch (gpt) {
+    case BK_COPY_GPT_NONE:
+        return "none";
+    case BK_COPY_GPT_AT_END:
+        return "at-end";
+    case BK_COPY_GPT_MOVABLE:
+        return "movable";
+    case BK_COPY_GPT_LEFT_ALONE:
+        return "left-alone";
+    case BK_COPY_GPT_MOVED:
+        return "moved";
+    case BK_COPY_GPT_UNCHECKED:
+        break;
+    }
+    return "unchecked";
+}
+
 void progress_done(struct progress *p, int status, const struct bk_copy_stats *st, double seconds,
                    const char *verification)
 {
-    char fetched[48];
+    char fetched[48], extras[400];
     fetched_member(p, fetched, sizeof fetched);
+    snprintf(extras, sizeof extras,
+             ",\"ranges_forced\":%zu,\"forced_bytes\":%" PRIu64 ",\"zeroed_bytes\":%" PRIu64
+             ",\"zeroed_released\":%" PRIu64 ",\"zeroed_offloaded\":%" PRIu64
+             ",\"zeroed_written\":%" PRIu64 ",\"gpt\":\"%s\"",
+             st->ranges_forced, st->forced_bytes, st->zeroed_bytes, st->zeroed_released,
+             st->zeroed_offloaded, st->zeroed_written, gpt_name(st->gpt));
     progress_event(p, "done",
                    "\"status\":\"%s\",\"exit\":%d,\"bytes_written\":%" PRIu64
                    ",\"bytes_total\":%" PRIu64 ",\"ranges_verified\":%zu,\"ranges_unchecked\":%zu"
                    ",\"readback_checked\":%zu,\"readback_failed\":%zu,\"ranges_skipped\":%zu"
                    ",\"bytes_skipped\":%" PRIu64 ",\"bytes_compared\":%" PRIu64
-                   ",\"seconds\":%.3f,\"verification\":\"%s\"%s",
+                   "%s,\"seconds\":%.3f,\"verification\":\"%s\"%s",
                    status == EXIT_OK ? "ok" : "failed", status, st->bytes_written, st->bytes_total,
                    st->ranges_verified, st->ranges_unchecked, st->readback_checked,
                    st->readback_failed, st->ranges_skipped, st->bytes_skipped, st->bytes_compared,
-                   seconds, verification, fetched);
+                   extras, seconds, verification, fetched);
 }
 
 /* The class of a failure whose error line came from a check of the command itself. */

@@ -61,8 +61,13 @@ rest_equals_image() {
 gpt_image img
 
 # A file takes the image's size: its backup is at the end already.
-run_ok $BMAPKIT copy --relocate-gpt img out.img
+# done_field EVENTS NAME: a member of the last (done) event.
+done_field() {
+    python3 -c 'import json,sys; print(json.loads(open(sys.argv[1]).read().splitlines()[-1])[sys.argv[2]])' "$1" "$2"
+}
+run_ok $BMAPKIT copy --relocate-gpt --json-events ev img out.img
 cmp img out.img || fail "out.img differs from the image"
+[ "$(done_field ev gpt)" = at-end ] || fail "done event: $(tail -n 1 ev)"
 grep -q "the backup GPT is at the end of out.img already" .err || fail "$(cat .err)"
 pass "a file: the backup is at its end already"
 
@@ -95,7 +100,8 @@ export_copy() {
     return $rc
 }
 
-export_copy plain.exp run_ok $BMAPKIT copy img
+export_copy plain.exp run_ok $BMAPKIT copy --json-events ev img
+[ "$(done_field ev gpt)" = movable ] || fail "done event: $(tail -n 1 ev)"
 grep -Eq "note: the backup GPT is at LBA 16383, the image's end; .* ends at LBA 65535; --relocate-gpt moves it there" .err ||
     fail "no note about the GPT: $(cat .err)"
 [ "$(grep -c 'relocate-gpt' .err)" -eq 1 ] || fail "one note line expected: $(cat .err)"
@@ -104,8 +110,9 @@ run_ok $BMAPKIT copy -q img out.img
 [ ! -s .err ] || fail "no note for a destination of the image's size: $(cat .err)"
 pass "without the option: one note line, the image's bytes unchanged"
 
-export_copy moved.exp run_ok $BMAPKIT copy --relocate-gpt --readback img
+export_copy moved.exp run_ok $BMAPKIT copy --relocate-gpt --readback --json-events ev img
 grep -q "moved the backup GPT from LBA 16383 to LBA 65535" .err || fail "$(cat .err)"
+[ "$(done_field ev gpt)" = moved ] || fail "done event: $(tail -n 1 ev)"
 verified moved.exp img
 rest_equals_image moved.exp img
 pass "an NBD export: backup moved to the end, sfdisk and sgdisk content"

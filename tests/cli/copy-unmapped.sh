@@ -47,8 +47,15 @@ summary_says() {
 
 # A regular file: truncated and sized first, so unmapped blocks are holes.
 prefill out.img $((16 * MiB))
-run_ok $BMAPKIT copy --zero-unmapped img out.img
+# done_field EVENTS NAME: a member of the last (done) event.
+done_field() {
+    python3 -c 'import json,sys; print(json.loads(open(sys.argv[1]).read().splitlines()[-1])[sys.argv[2]])' "$1" "$2"
+}
+run_ok $BMAPKIT copy --zero-unmapped --json-events ev img out.img
 cmp img out.img || fail "out.img differs from the image"
+[ "$(done_field ev zeroed_bytes)" -gt 0 ] &&
+    [ "$(done_field ev zeroed_released)" = "$(done_field ev zeroed_bytes)" ] &&
+    [ "$(done_field ev zeroed_written)" = 0 ] || fail "done event: $(tail -n 1 ev)"
 same_as_image img img.bmap out.img
 summary_says "released"
 pass "a regular file: data equal, unmapped ranges holes, a summary line"
@@ -79,8 +86,11 @@ pass "an NBD export with the zero command: unmapped ranges zeros, past the end k
 
 prefill export.img $((16 * MiB))
 serve nozero --filter=nozero file export.img zeromode=none
-run_ok $BMAPKIT copy --zero-unmapped img "$(uri nozero)"
+run_ok $BMAPKIT copy --zero-unmapped --json-events ev img "$(uri nozero)"
 stop nozero
+[ "$(done_field ev zeroed_written)" -gt 0 ] &&
+    [ "$(done_field ev zeroed_written)" = "$(done_field ev zeroed_bytes)" ] &&
+    [ "$(done_field ev zeroed_offloaded)" = 0 ] || fail "done event: $(tail -n 1 ev)"
 zeros_where_unmapped export.img export.img.orig
 summary_says "0 bytes zeroed by the device, [1-9][^,]* written as zeros"
 pass "an NBD export without the zero command: zeros written"
