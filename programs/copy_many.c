@@ -48,6 +48,18 @@ int copy_check_distinct(const struct copy_plan *plan)
             return EXIT_ERROR;
         }
     }
+    /* A disk and its partition, a loop device and its file, ...: one would spoil the other. */
+    for (size_t i = 1; i < plan->dest_count; i++) {
+        for (size_t j = 0; j < i; j++) {
+            struct bk_error err;
+            bk_error_clear(&err);
+            if (bk_dest_check_apart(plan->dest_paths[j], plan->dest_paths[i], plan->dopts.sysroot,
+                                    &err) < 0) {
+                cli_error_code(err.code, "%s; nothing was written", cli_message(&err));
+                return cli_final_status(cli_exit_status(&err));
+            }
+        }
+    }
     return EXIT_OK;
 }
 

@@ -112,11 +112,13 @@ int copy_execute(struct copy_plan *plan);
 
 /*
  * The same for several destinations (copy_many.c): all are opened, with every check,
- * before anything is written; one refused refuses the copy. Returns the exit status.
+ * before anything is written; one refused is left alone and the others are written.
+ * Returns the exit status.
  */
 int copy_execute_many(struct copy_plan *plan);
 
-/* Refuse a destination named twice (copy_many.c). Returns EXIT_OK or the status. */
+/* Refuse a destination named twice, or two that share storage (copy_many.c). Returns
+   EXIT_OK or the status. */
 int copy_check_distinct(const struct copy_plan *plan);
 
 /* What copy_execute and copy_execute_many share (copy_run.c). */

@@ -95,6 +95,18 @@ BK_API struct bk_dest *bk_dest_open(const char *path, uint64_t image_size,
                                     const struct bk_dest_options *opts, struct bk_error *err);
 
 /*
+ * Refuse (BK_E_REFUSED) two destinations of one copy, A and B, when writing one
+ * changes bytes of the other: the same file or device under two names, a disk and one
+ * of its partitions, a device-mapper or md device and a device it is built on, a loop
+ * device and the file behind it (or a file on a file system there). SYSROOT as in
+ * struct bk_dest_options. A path that does not exist yet, or is no local path (an NBD
+ * URI), shares nothing. Call it for every pair before opening any of them. Returns 0,
+ * or -1 with ERR filled.
+ */
+BK_API int bk_dest_check_apart(const char *a, const char *b, const char *sysroot,
+                               struct bk_error *err);
+
+/*
  * Open the NBD export served on the standard input and output of the program ARGV
  * (NULL-terminated; argv[0] is looked up in PATH), for example ssh HOST nbdkit -s file
  * /dev/sdX: the program is started, and stopped when DEST is closed. NAME names the

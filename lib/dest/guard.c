@@ -129,6 +129,24 @@ static int input_stat(const struct bk_dest_input *in, struct stat *st)
     return in->path ? stat(in->path, st) : fstat(in->fd, st);
 }
 
+int bk_dest_check_apart(const char *a, const char *b, const char *sysroot, struct bk_error *err)
+{
+    struct stat sa, sb;
+    if (stat(a, &sa) != 0 || stat(b, &sb) != 0)
+        return 0; /* to be created, or not a local path: nothing shared yet */
+    struct bk_dest_options o;
+    bk_dest_options_init(&o);
+    o.sysroot = sysroot;
+    struct bk_dest_input other = {"destination", b, -1};
+    o.inputs = &other;
+    o.n_inputs = 1;
+    /* Each way round: a file behind a loop device is caught from the device's side. */
+    if (bk_dest_check_inputs(a, &sa, &o, err) < 0)
+        return -1;
+    other.path = a;
+    return bk_dest_check_inputs(b, &sb, &o, err);
+}
+
 int bk_dest_check_inputs(const char *path, const struct stat *dest, const struct bk_dest_options *o,
                          struct bk_error *err)
 {

@@ -216,6 +216,24 @@ expect_fail 1 "0 of 1 U-Boot UMS disk\(s\) appeared within 0 s" \
     env BMAPKIT_SYSROOT="$R" $BMAPKIT -q copy --wait 0 img ums:all
 pass "ums:all=N waits for N boards; too few in time, or none, is one line"
 
+# --- a disk and one of its partitions (root: device nodes, of a number no driver has, so
+# that nothing could be opened if the check let them through; a fake sysfs tree).
+if [ "$(id -u)" != 0 ]; then
+    note_skip "a disk and its partition: mknod needs root"
+else
+    P=$WORK/parts
+    fake_tree "$P"
+    fake_disk "$P" sdx 240:16 131072 platform/fake-host/target0 1 Fake Disk
+    fake_part "$P" sdx sdx1 240:17 65536
+    mknod "$WORK/node-sdx" b 240 16
+    mknod "$WORK/node-sdx1" b 240 17
+    rm -f a.img
+    expect_fail 1 "refusing to write to .*node-sdx: that would destroy the destination .*node-sdx1 .*nothing was written" \
+        env BMAPKIT_SYSROOT="$P" $BMAPKIT copy img "$WORK/node-sdx" a.img "$WORK/node-sdx1"
+    [ ! -e a.img ] || fail "a.img was created although the copy was refused"
+    pass "a disk and one of its partitions: refused before anything is written"
+fi
+
 # --- loop devices (root): three at once with --readback.
 if [ "$(id -u)" != 0 ]; then
     note_skip "loop devices: not root"
@@ -242,6 +260,12 @@ else
         mknod "$other" b "$((0x$(stat -c %t "${loops[0]}")))" "$((0x$(stat -c %T "${loops[0]}")))"
         expect_fail 1 "the destinations ${loops[0]} and $other are the same" \
             $BMAPKIT copy img "${loops[0]}" "$other"
-        pass "three loop devices at once, each read back"
+        # A loop device and the file behind it: refused before anything is written.
+        rm -f a.img
+        sum=$(md5sum <disk2.raw)
+        expect_fail 1 "refusing to write to ${loops[1]}: .*destination disk2.raw.*nothing was written" \
+            $BMAPKIT copy img a.img "${loops[1]}" disk2.raw
+        [ ! -e a.img ] && [ "$(md5sum <disk2.raw)" = "$sum" ] || fail "written although refused"
+        pass "three loop devices at once, each read back; a loop device and its file refused"
     fi
 fi
