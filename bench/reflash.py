@@ -7,16 +7,21 @@ The stick is an nbdkit export of a file in /dev/shm behind stock filters:
 
   blocksize maxdata=256K   requests cut into pieces of at most 256 KiB,
   noparallel               one request at a time, as a stick's controller does,
-  delay delay-write=D ms   a fixed cost per written piece,
-  rate rate=READ           every byte, read or written, at the read rate,
+  delay delay-write=D ms   a fixed cost per written piece (256 KiB / WRITE),
+  rate rate=READ           every byte, read or written, at the read rate (a write's
+                           bytes pass while it waits out its delay),
 
-so a 256 KiB write takes 256 KiB / WRITE (35 MB/s by default) and a read goes at READ.
-nbdkit 1.32's rate filter has one rate for reads and writes (their buckets are apart,
-the rate is the same), so the write rate comes from the delay; a small write costs as
-much as 256 KiB, as on a real stick, whose small writes are dear too.
+so a read goes at READ (35 MB/s by default: what a USB-2 link carries) and a 256 KiB
+write takes 256 KiB / WRITE, where WRITE is READ divided by a factor (5 by default, the
+emulated stick of the bar: a USB-2 stick or a U-Boot UMS board over USB 2 reads at the
+link's speed and writes several times slower; each factor is a row). nbdkit 1.32's rate
+filter has one rate for reads and writes (their buckets are apart, the rate is the
+same), so the write rate comes from the delay; a small write costs as much as 256 KiB,
+as on a real stick, whose small writes are dear too.
 
-    python3 bench/reflash.py [--bmapkit PATH] [--read-factors 3,5] [--runs 3]
-                             [--scatter few|all] [--output bench/RESULTS-reflash.md]
+    python3 bench/reflash.py [--bmapkit PATH] [--read-mbps 35] [--read-factors 5,3]
+                             [--runs 3] [--scatter few|all]
+                             [--output bench/RESULTS-reflash.md]
 
 The workload comes from bench.py:
     python3 bench/bench.py --prepare-only --workloads W0 --formats xz
@@ -88,7 +93,10 @@ class Stick:
 
     def __init__(self, work, disk, read_rate, write_rate):
         self.sock = work / f"stick-{time.monotonic_ns()}.sock"
-        delay = PIECE / write_rate - PIECE / read_rate
+        # The rate filter's bucket fills while a write waits out its delay, so the
+        # delay alone sets a piece's time (measured: subtracting the transfer time
+        # gave writes 20% above the rate asked for).
+        delay = PIECE / write_rate
         self.delay_ms = round(delay * 1000)
         args = ["nbdkit", "-f", "-U", str(self.sock), "--filter=blocksize",
                 "--filter=noparallel", "--filter=delay", "--filter=rate",
@@ -170,8 +178,8 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--bmapkit", default=str(TOP / "build-bench" / "programs" / "bmapkit"))
     p.add_argument("--w0", default=str(W0), help="folder of bench.py's W0 workload")
-    p.add_argument("--write-mbps", type=float, default=35.0, help="write rate, MB/s")
-    p.add_argument("--read-factors", default="3,5", help="read rate / write rate, each a row")
+    p.add_argument("--read-mbps", type=float, default=35.0, help="read rate, MB/s")
+    p.add_argument("--read-factors", default="5,3", help="read rate / write rate, each a row")
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--share", type=float, default=0.05, help="share of mapped bytes changed")
     p.add_argument("--scatter", default="few", choices=["few", "all"])
@@ -186,7 +194,7 @@ def main():
         if not f.exists():
             sys.exit(f"{f} is missing: python3 bench/bench.py --prepare-only --workloads W0")
     load0 = os.getloadavg()
-    write_rate = args.write_mbps * 1e6
+    read_rate = args.read_mbps * 1e6
     if True:
         work = Path(args.work)
         work.mkdir(exist_ok=True)
@@ -219,7 +227,7 @@ def main():
         new_ranges = len(ranges_of(bmap))
         rows = []
         for factor in [float(x) for x in args.read_factors.split(",")]:
-            read_rate = write_rate * factor
+            write_rate = read_rate / factor
             wr, rr = stick_rates(work, 256 << 20, read_rate, write_rate)
             print(f"read {factor:g}x: stick writes {wr / 1e6:.1f} MB/s, reads "
                   f"{rr / 1e6:.1f} MB/s", flush=True)
@@ -245,7 +253,8 @@ def main():
     lines = [
         "# Re-flashing only what changed",
         "",
-        f"`python3 bench/reflash.py --read-factors {args.read_factors} --runs {args.runs} "
+        f"`python3 bench/reflash.py --read-mbps {args.read_mbps:g} --read-factors "
+        f"{args.read_factors} --runs {args.runs} --xz-level {args.xz_level} "
         f"--scatter {args.scatter}` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
         f"bmapkit {rev}, {platform.node()}, {os.cpu_count()} CPUs, kernel "
         f"{platform.release()}. Load average {load0[0]:.1f} at the start, {load1[0]:.1f} "
@@ -260,22 +269,29 @@ def main():
         "",
         f"Stick: nbdkit `file` (in /dev/shm) behind `blocksize maxdata={PIECE >> 10}K`, "
         "`noparallel`, `delay delay-write=D` and `rate rate=READ burstiness=0.1`: "
-        f"written pieces of 256 KiB at {args.write_mbps:g} MB/s, reads at the read rate "
-        "(see the script's doc). Rates as nbdcopy sees them are in the table.",
+        f"reads at {args.read_mbps:g} MB/s, written pieces of 256 KiB at that rate divided "
+        "by the factor of the row (see the script's doc). Rates as nbdcopy sees them are "
+        "in the table.",
         "",
-        "| read rate | stick write / read (MB/s) | delay per piece | full flash (s) | "
-        "re-flash (s) | ratio | bar <= 0.3 | full flash's device floor (s) | "
-        "re-flash / floor | written by the re-flash | ranges skipped |",
+        "Floors, from the measured rates: a full flash cannot take less than mapped / write "
+        "rate; a re-flash that reads the stick, not less than mapped / read rate + written "
+        "/ write rate. Their ratio is the best any re-flash that reads the device can do.",
+        "",
+        "| read / write | stick write / read, measured (MB/s) | delay per piece | "
+        "full flash (s) | re-flash (s) | ratio | bar <= 0.3 | floors: full, re-flash (s) | "
+        "ratio of floors | written by the re-flash | ranges skipped |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for factor, wr, rr, delay, full, re_, mf, mr, d in rows:
         ratio = mr / mf
+        floor_full = mapped / wr
+        floor_re = mapped / rr + d["bytes_written"] / wr
         lines.append(
-            f"| {factor:g} x write | {wr / 1e6:.1f} / {rr / 1e6:.1f} | {delay} ms | "
+            f"| {factor:g} | {wr / 1e6:.1f} / {rr / 1e6:.1f} | {delay} ms | "
             f"{mf:.1f} ({', '.join(f'{x:.1f}' for x in full)}) | "
             f"{mr:.1f} ({', '.join(f'{x:.1f}' for x in re_)}) | {ratio:.2f} | "
-            f"{'met' if ratio <= 0.3 else 'missed'} | {mapped / wr:.1f} | {mr / (mapped / wr):.2f} | "
-            f"{d['bytes_written'] / 2**20:.1f} MiB | "
+            f"{'met' if ratio <= 0.3 else 'missed'} | {floor_full:.1f}, {floor_re:.1f} | "
+            f"{floor_re / floor_full:.2f} | {d['bytes_written'] / 2**20:.1f} MiB | "
             f"{d['ranges_skipped']} of {new_ranges} |")
     Path(args.output).write_text("\n".join(lines) + "\n")
     print("written", args.output)
