@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# bmapkit copy to a real block device whose I/O fails (root only): a loop device on a file that nbdfuse serves from an nbdkit server, which fails writes at a chosen or a random offset, with EIO or ENOSPC, fails flushes, vanishes mid-copy or fails the reads of --readback. Every case exits 1 with one error line naming the device and what failed, and the image's first MiB is not on the device afterwards.
+# bmapkit copy to a real block device whose I/O fails (root only): a loop device on a file that nbdfuse serves from an nbdkit server, which fails writes at a chosen or a random offset, with EIO or ENOSPC, fails flushes, vanishes mid-copy or fails the reads of --readback, and fails beside two files written at once. Every case exits 1 with one error line naming the device and what failed, and the image's first MiB is not on the device afterwards.
 source "$TESTS_DIR/lib.sh"
 
 require_tools nbdkit nbdfuse fusermount3 losetup timeout
@@ -304,3 +304,26 @@ fault_case "reads fail during --readback" 1 "read-back failed at byte [0-9]+: In
 [ "$(head_state "$DIR")" = zeros ] || fail "read-back failure: the head was not cleared again"
 without_fault "reads fail during --readback" --readback
 stop_stack "$DIR"
+
+# --- several destinations: this device fails at a chosen offset while two files beside
+# it are written, read back and verified; one error line, naming the device.
+start_stack many
+echo "$((2 * MiB + 4096)) $((2 * MiB + 8192)) EIO" >"$DIR/fail-write"
+rm -f many-a.img many-b.img
+rc=0
+timeout -k 5 60 "$BMAPKIT" copy --readback --bmap img.bmap img many-a.img "$LOOP" many-b.img \
+    >many.out 2>many.err || rc=$?
+[ "$rc" = 1 ] || { cat many.err; fail "several destinations: exit $rc, expected 1"; }
+[ "$(grep -c '^bmapkit: error: ' many.err)" = 1 ] &&
+    grep -Eq "^bmapkit: error: $LOOP: $WRITE_FAILED" many.err ||
+    { cat many.err; fail "several destinations: not one error line naming $LOOP"; }
+grep -Eq '^EIO pwrite ' "$DIR/injected" || fail "several destinations: the fault was not hit"
+nranges=$(bmap_ranges_only img.bmap | wc -w)
+for f in many-a.img many-b.img; do
+    cmp img "$f" || fail "several destinations: $f does not hold the image"
+    grep -q "^bmapkit: $f: wrote [0-9.]* MiB in [0-9.]* s, verified, read back $nranges range(s)$" many.err ||
+        { cat many.err; fail "several destinations: $f is not reported verified"; }
+done
+[ "$(head_state "$DIR")" != image ] || fail "several destinations: the image's first MiB is on $LOOP"
+stop_stack "$DIR"
+pass "several destinations: $LOOP fails mid-way; exit 1, one line naming it, two files verified"
