@@ -138,6 +138,18 @@ static void dest_label(const struct copy_plan *plan, size_t i, char *buf, size_t
         snprintf(buf, cap, "%s", path);
 }
 
+/* ERR's message and HINT about destination I, for its error line and its event. Most
+   messages name the destination already; the others get its LABEL in front. */
+static void dest_message(const struct copy_plan *plan, size_t i, const char *label,
+                         const struct bk_error *err, const char *hint, char *buf, size_t cap)
+{
+    const char *m = cli_message(err);
+    if (strstr(m, plan->dest_paths[i]))
+        snprintf(buf, cap, "%s%s", m, hint);
+    else
+        snprintf(buf, cap, "%s: %s%s", label, m, hint);
+}
+
 static const char *verification(const struct copy_plan *plan, bool ok,
                                 const struct bk_copy_stats *st)
 {
@@ -174,12 +186,7 @@ static int report_dest(struct many_cli *mc, struct bk_copy *job, size_t k)
         char state[PATH_MAX + 200], msg[PATH_MAX + 700 + BK_ERROR_MSG_MAX + 512];
         copy_describe_state(st, plan->dest_paths[i], true, state, sizeof state);
         status = cli_final_status(cli_exit_status(&err));
-        const char *m = cli_message(&err);
-        /* Most messages name the destination already; the others get it in front. */
-        if (strstr(m, plan->dest_paths[i]))
-            snprintf(msg, sizeof msg, "%s%s", m, cli_hint(&err));
-        else
-            snprintf(msg, sizeof msg, "%s: %s%s", label, m, cli_hint(&err));
+        dest_message(plan, i, label, &err, cli_hint(&err), msg, sizeof msg);
         cli_error_code(err.code, "%s%s", msg, state);
         char qm[2 * sizeof msg + 8];
         json_quote(qm, sizeof qm, msg);
@@ -203,12 +210,7 @@ static int report_refused(struct many_cli *mc, size_t i, const struct bk_error *
     char msg[PATH_MAX + 700 + BK_ERROR_MSG_MAX + 512];
     dest_label(plan, i, label, sizeof label);
     int status = cli_final_status(cli_exit_status(err));
-    const char *m = cli_message(err);
-    const char *hint = cli_dest_hint(err, plan->dest_paths[i]);
-    if (strstr(m, plan->dest_paths[i]))
-        snprintf(msg, sizeof msg, "%s%s", m, hint);
-    else
-        snprintf(msg, sizeof msg, "%s: %s%s", label, m, hint);
+    dest_message(plan, i, label, err, cli_dest_hint(err, plan->dest_paths[i]), msg, sizeof msg);
     cli_error_code(err->code, "%s; this destination is left alone", msg);
     char qm[2 * sizeof msg + 8];
     json_quote(q, sizeof q, plan->dest_paths[i]);

@@ -190,8 +190,14 @@ static const char *mbr_problem(struct gpt *g)
     return others ? "a hybrid MBR (partitions besides the protective one)" : NULL;
 }
 
-/* Look at the GPT; fills g and the job's statistics. 1: it can be moved, 0: not. */
-static int inspect(struct gpt *g, uint64_t image_size, struct bk_error *err)
+/*
+ * The steps of inspect(). Each returns 1 to go on, 0 once it has noted why the GPT
+ * stays where it is (note() returns 0), and -1 on an error in ERR.
+ */
+
+/* Where the image's primary header lies (byte 512 or 4096) tells the sector size the GPT
+ * is laid out for; LBAs mean nothing on a destination with another sector size. */
+static int find_layout(struct gpt *g, uint64_t image_size, struct bk_error *err)
 {
     struct bk_copy *job = g->job;
     uint32_t dev_sector = g->dest->logical_block ? g->dest->logical_block : 512;
@@ -220,17 +226,26 @@ static int inspect(struct gpt *g, uint64_t image_size, struct bk_error *err)
     g->sector = found;
     g->dev_lbas = g->dest->size / found;
     g->image_lbas = image_size / found;
-    g->lba01 = sectors(2 * found);
-    g->backup = sectors(found);
+    return 1;
+}
+
+/* The protective MBR and the primary header. Only a backup the header places at the
+ * image's last LBA is the image's own one, left behind by a copy to a larger disk. */
+static int check_primary_header(struct gpt *g, struct bk_error *err)
+{
+    struct bk_copy *job = g->job;
+    const uint32_t ss = g->sector;
+    g->lba01 = sectors(2 * ss);
+    g->backup = sectors(ss);
     if (!g->lba01 || !g->backup)
         return bk_error_set(err, BK_E_NOMEM, 0, "out of memory");
-    if (gpt_read(g, g->lba01, 2 * found, 0, err) < 0)
+    if (gpt_read(g, g->lba01, 2 * ss, 0, err) < 0)
         return -1;
     const char *why = mbr_problem(g);
     if (why)
         return note(job, BK_COPY_GPT_LEFT_ALONE, "the image has %s", why);
     struct gpt_header *h = &g->primary;
-    why = header_problem(g, g->lba01 + found, h, 1);
+    why = header_problem(g, g->lba01 + ss, h, 1);
     if (why)
         return note(job, BK_COPY_GPT_LEFT_ALONE, "the primary GPT header has %s", why);
     if (h->alt_lba + 1 == g->dev_lbas)
@@ -241,8 +256,17 @@ static int inspect(struct gpt *g, uint64_t image_size, struct bk_error *err)
                     "the backup GPT header is at LBA %" PRIu64
                     ", not at the image's last LBA %" PRIu64,
                     h->alt_lba, g->image_lbas - 1);
-    g->table_lbas = ((uint64_t)h->entries * h->entry_size + found - 1) / found;
-    g->table = sectors((size_t)(g->table_lbas * found));
+    return 1;
+}
+
+/* The primary table is the one the move writes next to the new backup: it must lie
+ * before the usable space and match its CRC. Leaves it in g->table. */
+static int check_primary_table(struct gpt *g, struct bk_error *err)
+{
+    struct bk_copy *job = g->job;
+    const struct gpt_header *h = &g->primary;
+    g->table_lbas = ((uint64_t)h->entries * h->entry_size + g->sector - 1) / g->sector;
+    g->table = sectors((size_t)(g->table_lbas * g->sector));
     if (!g->table)
         return bk_error_set(err, BK_E_NOMEM, 0, "out of memory");
     bool good;
@@ -256,36 +280,78 @@ static int inspect(struct gpt *g, uint64_t image_size, struct bk_error *err)
         return note(job, BK_COPY_GPT_LEFT_ALONE,
                     "the primary partition table's CRC does not "
                     "match");
-    if (gpt_read(g, g->backup, found, h->alt_lba * found, err) < 0)
+    return 1;
+}
+
+/* A backup header B that describes the same table as the primary H, from the image's
+ * end: its table between the usable space and itself. */
+static bool backup_fields_agree(const struct gpt *g, const struct gpt_header *h,
+                                const struct gpt_header *b)
+{
+    return b->alt_lba == 1 && b->entries == h->entries && b->entry_size == h->entry_size &&
+           b->entries_crc == h->entries_crc && b->last_usable == h->last_usable &&
+           b->entries_lba > h->last_usable && b->entries_lba + g->table_lbas <= h->alt_lba;
+}
+
+/* Whether the backup's table is the primary's byte for byte, with a good CRC; the
+ * primary's stays in g->table. */
+static int backup_table_matches(struct gpt *g, bool *match, struct bk_error *err)
+{
+    size_t bytes = (size_t)(g->table_lbas * g->sector);
+    uint8_t *primary_table = g->table;
+    g->table = sectors(bytes);
+    if (!g->table) {
+        g->table = primary_table;
+        return bk_error_set(err, BK_E_NOMEM, 0, "out of memory");
+    }
+    bool good;
+    int rc = read_table(g, &g->second, &good, err);
+    bool same = rc == 0 && memcmp(primary_table, g->table, bytes) == 0;
+    free(g->table);
+    g->table = primary_table;
+    if (rc < 0)
         return -1;
-    struct gpt_header *b = &g->second;
-    why = header_problem(g, g->backup, b, h->alt_lba);
-    if (!why && (b->alt_lba != 1 || b->entries != h->entries || b->entry_size != h->entry_size ||
-                 b->entries_crc != h->entries_crc || b->last_usable != h->last_usable ||
-                 b->entries_lba <= h->last_usable || b->entries_lba + g->table_lbas > h->alt_lba))
+    *match = good && same;
+    return 0;
+}
+
+/* The backup is replaced, not repaired: moving it is only safe when it says what the
+ * primary says, so that no information is lost with it. */
+static int check_backup(struct gpt *g, struct bk_error *err)
+{
+    const struct gpt_header *h = &g->primary;
+    if (gpt_read(g, g->backup, g->sector, h->alt_lba * g->sector, err) < 0)
+        return -1;
+    const char *why = header_problem(g, g->backup, &g->second, h->alt_lba);
+    if (!why && !backup_fields_agree(g, h, &g->second))
         why = "fields that disagree with the primary header";
     if (!why) {
-        uint8_t *primary_table = g->table;
-        g->table = sectors((size_t)(g->table_lbas * found));
-        if (!g->table) {
-            g->table = primary_table;
-            return bk_error_set(err, BK_E_NOMEM, 0, "out of memory");
-        }
-        rc = read_table(g, b, &good, err);
-        bool same =
-            rc == 0 && memcmp(primary_table, g->table, (size_t)(g->table_lbas * found)) == 0;
-        free(g->table);
-        g->table = primary_table;
-        if (rc < 0)
+        bool match = false;
+        if (backup_table_matches(g, &match, err) < 0)
             return -1;
-        if (!good || !same)
+        if (!match)
             why = "a partition table that differs from the primary one";
     }
     if (why)
-        return note(job, BK_COPY_GPT_LEFT_ALONE, "the backup GPT header has %s", why);
-    note(job, BK_COPY_GPT_MOVABLE,
+        return note(g->job, BK_COPY_GPT_LEFT_ALONE, "the backup GPT header has %s", why);
+    return 1;
+}
+
+/* Look at the GPT; fills g and the job's statistics. 1: it can be moved, 0: not. */
+static int inspect(struct gpt *g, uint64_t image_size, struct bk_error *err)
+{
+    int rc = find_layout(g, image_size, err);
+    if (rc == 1)
+        rc = check_primary_header(g, err);
+    if (rc == 1)
+        rc = check_primary_table(g, err);
+    if (rc == 1)
+        rc = check_backup(g, err);
+    if (rc < 1)
+        return rc;
+    note(g->job, BK_COPY_GPT_MOVABLE,
          "the backup GPT is at LBA %" PRIu64 ", the image's end; %s ends at LBA %" PRIu64,
-         h->alt_lba, g->dest->name, g->dev_lbas - 1);
+         g->primary.alt_lba, g->dest->name, g->dev_lbas - 1);
     return 1;
 }
 
