@@ -56,7 +56,7 @@ if build thread meson setup "$out/thread" -Dtests=enabled -Db_sanitize=thread \
     echo "== tests: thread (ThreadSanitizer)"
     TSAN_OPTIONS=halt_on_error=1 meson test -C "$out/thread" --print-errorlogs \
         --num-processes 2 copy-corrupt copy-verify-first copy-stream-gaps copy-readback \
-        test_copy decode-xz-indexed decode-zstd-indexed decode-bzip2 create-basic || status=1
+        test_copy test_copy_faults decode-xz-indexed decode-zstd-indexed decode-bzip2 create-basic || status=1
 fi
 
 # Fuzz targets: built with clang, each run briefly from its seed corpus.
