@@ -164,6 +164,13 @@ attach_loop() {
     at_exit "losetup -d '$LOOP' 2>/dev/null"
 }
 
+# ---------------------------------------------------------------- servers
+
+# free_tcp_port: a TCP port on 127.0.0.1 nobody listens on now.
+free_tcp_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
 # ---------------------------------------------------------------- bmapkit as bmaptool
 
 # bmaptool_wrapper: bmapkit under the name bmaptool in $WORK/bin (put it first on PATH),
