@@ -155,9 +155,7 @@ expect_fail 2 "--force-range, --zero-unmapped and --relocate-gpt apply only to a
 pass "refused for an ssh:// destination"
 
 # Loop devices (root): 512-byte sectors, 4096-byte sectors, and a mismatch.
-[ "$(id -u)" -eq 0 ] || skip "loop devices need root (the file and NBD cases passed)"
-truncate -s 1M probe.img
-attach_loop probe.img || skip "losetup cannot attach a loop device here: $(cat .losetup.err)"
+require_loop_devices "the file and NBD cases passed"
 
 head -c $((32 * MiB)) /dev/urandom >disk.img
 attach_loop disk.img || fail "losetup: $(cat .losetup.err)"

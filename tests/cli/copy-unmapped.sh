@@ -103,9 +103,7 @@ stale_where_unmapped export.img
 pass "without --zero-unmapped the unmapped ranges keep their old bytes"
 
 # Loop devices (root): zeroing that may unmap, then a device with 4096-byte sectors.
-[ "$(id -u)" -eq 0 ] || skip "loop devices need root (the file and NBD cases passed)"
-truncate -s 1M probe.img
-attach_loop probe.img || skip "losetup cannot attach a loop device here: $(cat .losetup.err)"
+require_loop_devices "the file and NBD cases passed"
 
 prefill disk.img $((16 * MiB))
 attach_loop disk.img || fail "losetup: $(cat .losetup.err)"
