@@ -27,10 +27,13 @@ _nginx_path() {
 # line of its server block (a location, say).
 nginx_server() {
     # Underscored names, so that VAR (set with printf -v) may be any other name.
-    local _var=$1 _port _lines="" _listen _line
+    local _var=$1 _port _lines="" _listen _line _i
     shift
-    _port=$(free_tcp_port)
-    while [[ " ${_NGINX_PORTS[*]} " == *" $_port "* ]]; do _port=$(free_tcp_port); done
+    for ((_i = 0; _i < 10; _i++)); do
+        _port=$(free_tcp_port)
+        [[ " ${_NGINX_PORTS[*]} " == *" $_port "* ]] || break
+    done
+    [ "$_i" -lt 10 ] || fail "no free port for another nginx server (last $_port)"
     _listen="127.0.0.1:$_port"
     while [ $# -gt 0 ]; do
         case $1 in
