@@ -78,9 +78,7 @@ expect_fail 2 "--force-range writes image bytes the bmap leaves out, and --nobma
 pass "malformed ranges and ranges past the image refused with one line"
 
 # A loop device full of random bytes (root).
-[ "$(id -u)" -eq 0 ] || skip "loop devices need root (the file cases passed)"
-truncate -s 1M probe.img
-attach_loop probe.img || skip "losetup cannot attach a loop device here: $(cat .losetup.err)"
+require_loop_devices "the file cases passed"
 head -c $((16 * MiB)) /dev/urandom >disk.img
 attach_loop disk.img || fail "losetup: $(cat .losetup.err)"
 run_ok $BMAPKIT copy "${FORCE[@]}" --readback img "$LOOP"

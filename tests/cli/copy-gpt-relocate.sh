@@ -6,6 +6,7 @@
 # GPT for other sectors are each refused with one error line, before anything is
 # written when the image is a file.
 source "$TESTS_DIR/lib.sh"
+source "$TESTS_DIR/nbdkit_lib.sh"
 require_tools sfdisk sgdisk nbdkit python3 losetup cmp
 cd "$WORK"
 MiB=$((1024 * 1024))
@@ -70,21 +71,6 @@ cmp img out.img || fail "out.img differs from the image"
 [ "$(done_field ev gpt)" = at-end ] || fail "done event: $(tail -n 1 ev)"
 grep -q "the backup GPT is at the end of out.img already" .err || fail "$(cat .err)"
 pass "a file: the backup is at its end already"
-
-serve() {
-    local name=$1
-    shift
-    rm -f "$WORK/$name.sock"
-    nbdkit -U "$WORK/$name.sock" -P "$WORK/$name.pid" "$@" || fail "nbdkit $* did not start"
-    at_exit "kill \$(cat '$WORK/$name.pid' 2>/dev/null) 2>/dev/null"
-}
-stop() {
-    local pid
-    pid=$(cat "$WORK/$1.pid")
-    kill "$pid"
-    while kill -0 "$pid" 2>/dev/null; do sleep 0.05; done
-}
-uri() { echo "nbd+unix:///?socket=$WORK/$1.sock"; }
 
 # export_copy NAME ARGS...: copy to a 32 MiB export of zeros in NAME (so that the image's
 # holes read the same there).
@@ -155,9 +141,7 @@ expect_fail 2 "--force-range, --zero-unmapped and --relocate-gpt apply only to a
 pass "refused for an ssh:// destination"
 
 # Loop devices (root): 512-byte sectors, 4096-byte sectors, and a mismatch.
-[ "$(id -u)" -eq 0 ] || skip "loop devices need root (the file and NBD cases passed)"
-truncate -s 1M probe.img
-attach_loop probe.img || skip "losetup cannot attach a loop device here: $(cat .losetup.err)"
+require_loop_devices "the file and NBD cases passed"
 
 head -c $((32 * MiB)) /dev/urandom >disk.img
 attach_loop disk.img || fail "losetup: $(cat .losetup.err)"

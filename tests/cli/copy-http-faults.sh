@@ -5,6 +5,7 @@
 # that never accepts makes connecting time out. Each case checks the exit status and its
 # one error line; also the bytes fetched in the JSON events and on the progress bar.
 source "$TESTS_DIR/lib.sh"
+source "$TESTS_DIR/nginx_lib.sh"
 require_tools nginx python3
 
 cd "$WORK"
@@ -15,13 +16,9 @@ put_random img $((4 << 20)) $((1 << 20))
 put_random img $((8 << 20)) $((1 << 20))
 $BMAPKIT -q create -o img.bmap img
 size=$(stat -c %s img)
-mkdir -p www/slow tmp
+mkdir -p www/slow
 cp img img.bmap www/
 cp img img.bmap www/slow/
-
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
 
 # wait_file FILE: until FILE is there and not empty (a helper's port), at most 20 s.
 wait_file() {
@@ -33,34 +30,8 @@ wait_file() {
     fail "$1 did not appear"
 }
 
-port=$(free_port)
-cat >nginx.conf <<EOF
-daemon off;
-master_process off;
-worker_processes 1;
-pid $WORK/nginx.pid;
-error_log $WORK/error.log;
-events { worker_connections 256; }
-http {
-    log_format sent '\$request_method \$uri \$status \$bytes_sent "\$http_range"';
-    access_log $WORK/access.log sent;
-    client_body_temp_path $WORK/tmp;
-    default_type application/octet-stream;
-    server {
-        listen 127.0.0.1:$port;
-        root $WORK/www;
-        location /slow/ { limit_rate 64k; }
-    }
-}
-EOF
-nginx -p "$WORK" -e "$WORK/error.log" -c "$WORK/nginx.conf" &
-echo $! >nginx.bg
-at_exit "kill \$(cat '$WORK/nginx.bg') 2>/dev/null; wait \$(cat '$WORK/nginx.bg') 2>/dev/null"
-for ((i = 0; i < 200; i++)); do
-    python3 -c "import socket; socket.create_connection(('127.0.0.1', $port), 0.2)" 2>/dev/null && break
-    sleep 0.1
-done
-[ "$i" -lt 200 ] || { cat error.log; fail "nginx did not start on port $port"; }
+nginx_server port --root www --log access.log 'location /slow/ { limit_rate 64k; }'
+start_nginx
 
 # proxy ARGS...: (re)start fault_proxy.py for /img with ARGS; its port in $pport, its
 # log in proxy.log (emptied).

@@ -5,6 +5,7 @@
 # Also: a server without ranges, 404, a password in the URL, nobody listening, a file
 # replaced and a server killed during the copy.
 source "$TESTS_DIR/lib.sh"
+source "$TESTS_DIR/nginx_lib.sh"
 require_tools nginx xz gzip zstd openssl python3
 
 cd "$WORK"
@@ -15,7 +16,7 @@ put_random img $((8 << 20)) $((2 << 20))
 put_random img $((40 << 20)) $((4 << 20))
 $BMAPKIT -q create -o img.bmap img
 mapped=$(bmap_mapped_bytes img.bmap)
-mkdir -p www/plain www/norange www/auth www/slow tmp
+mkdir -p www/plain www/norange www/auth www/slow
 # The xz holds other data where the bmap has holes (as a file system's free blocks do),
 # so that fetching only the blocks with mapped data is much less than the whole file.
 cp img full
@@ -27,57 +28,14 @@ for d in norange auth slow; do cp img img.bmap www/$d/; done
 htpass=$(openssl passwd -apr1 secret)
 echo "user:$htpass" >htpasswd
 
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-pport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-cat >nginx.conf <<EOF
-daemon off;
-master_process off;
-worker_processes 1;
-pid $WORK/nginx.pid;
-error_log $WORK/error.log;
-events { worker_connections 64; }
-http {
-    log_format sent '\$request_method \$uri \$status \$bytes_sent "\$http_range"';
-    access_log $WORK/access.log sent;
-    client_body_temp_path $WORK/tmp;
-    default_type application/octet-stream;
-    sendfile on;
-    server {
-        listen 127.0.0.1:$port;
-        root $WORK/www;
-        location /norange/ { max_ranges 0; }
-        location /auth/ { auth_basic "images"; auth_basic_user_file $WORK/htpasswd; }
-        # Slow enough that a copy still sends requests a second or more after it began.
-        location /slow/ { limit_rate 64k; }
-    }
-    # A forward proxy for http_proxy: it fetches what it is asked for from the server above.
-    server {
-        listen 127.0.0.1:$pport;
-        access_log $WORK/proxy.log sent;
-        location / { proxy_pass http://127.0.0.1:$port; }
-    }
-}
-EOF
-start_nginx() {
-    nginx -p "$WORK" -e "$WORK/error.log" -c "$WORK/nginx.conf" &
-    echo $! >"$WORK/nginx.bg"
-    local i
-    for ((i = 0; i < 100; i++)); do
-        python3 -c "import socket; socket.create_connection(('127.0.0.1', $port), 0.2)" \
-            2>/dev/null && return 0
-        sleep 0.05
-    done
-    cat "$WORK/error.log"
-    fail "nginx did not start on port $port"
-}
-stop_nginx() {
-    local pid
-    pid=$(cat "$WORK/nginx.bg")
-    kill "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-}
+# /slow/ is slow enough that a copy still sends requests a second or more after it began.
+nginx_server port --root www --log access.log 'sendfile on;' \
+    'location /norange/ { max_ranges 0; }' \
+    "location /auth/ { auth_basic \"images\"; auth_basic_user_file $WORK/htpasswd; }" \
+    'location /slow/ { limit_rate 64k; }'
+# A forward proxy for http_proxy: it fetches what it is asked for from the server above.
+nginx_server pport --log proxy.log 'sendfile on;' "location / { proxy_pass http://127.0.0.1:$port; }"
 start_nginx
-at_exit "kill \$(cat '$WORK/nginx.bg') 2>/dev/null"
 url="http://127.0.0.1:$port"
 
 # sent PATH: bytes nginx sent for every request of PATH since the log was cleared.
@@ -254,7 +212,7 @@ expect_fail 1 "127\.0\.0\.1:$port/auth/img.*401" $BMAPKIT copy --nobmap \
 pass "a password in the URL is used and never shown"
 
 # --- nobody listening.
-dead=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+dead=$(free_tcp_port)
 expect_fail 1 "127\.0\.0\.1:$dead/img.*(onnect|refused)" $BMAPKIT copy --nobmap \
     "http://127.0.0.1:$dead/img" out.raw
 pass "nobody listening: one line naming the URL and the cause"

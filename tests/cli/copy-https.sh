@@ -5,6 +5,7 @@
 # verifies, the bmap found over https. A wrong CA, a certificate for another name, a CA
 # file that does not exist; the bytes fetched in the JSON events.
 source "$TESTS_DIR/lib.sh"
+source "$TESTS_DIR/nginx_lib.sh"
 require_tools nginx openssl python3 xz
 
 cd "$WORK"
@@ -15,7 +16,7 @@ put_random img $((8 << 20)) $((2 << 20))
 put_random img $((20 << 20)) $((1 << 20))
 $BMAPKIT -q create -o img.bmap img
 size=$(stat -c %s img)
-mkdir -p www tmp
+mkdir -p www
 cp img img.bmap www/
 xz -T2 --block-size=1MiB -c img >www/img.xz
 
@@ -40,45 +41,11 @@ make_ca other
 make_cert server ca IP:127.0.0.1
 make_cert wrongname ca DNS:elsewhere.invalid
 
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-port=$(free_port)
-port2=$(free_port)
-cat >nginx.conf <<EOF
-daemon off;
-master_process off;
-worker_processes 1;
-pid $WORK/nginx.pid;
-error_log $WORK/error.log;
-events { worker_connections 64; }
-http {
-    log_format sent '\$server_port \$request_method \$uri \$status \$bytes_sent "\$http_range"';
-    access_log $WORK/access.log sent;
-    client_body_temp_path $WORK/tmp;
-    default_type application/octet-stream;
-    server {
-        listen 127.0.0.1:$port ssl;
-        ssl_certificate $WORK/server.pem;
-        ssl_certificate_key $WORK/server.key;
-        root $WORK/www;
-    }
-    server {
-        listen 127.0.0.1:$port2 ssl;
-        ssl_certificate $WORK/wrongname.pem;
-        ssl_certificate_key $WORK/wrongname.key;
-        root $WORK/www;
-    }
-}
-EOF
-nginx -p "$WORK" -e "$WORK/error.log" -c "$WORK/nginx.conf" &
-echo $! >nginx.bg
-at_exit "kill \$(cat '$WORK/nginx.bg') 2>/dev/null; wait \$(cat '$WORK/nginx.bg') 2>/dev/null"
-for ((i = 0; i < 200; i++)); do
-    python3 -c "import socket; socket.create_connection(('127.0.0.1', $port), 0.2)" 2>/dev/null && break
-    sleep 0.1
-done
-[ "$i" -lt 200 ] || { cat error.log; fail "nginx did not start on port $port"; }
+# One log for both servers, each line starting with the port that answered.
+NGINX_LOG_FORMAT="\$server_port $NGINX_LOG_FORMAT"
+nginx_server port --root www --ssl server.pem server.key --log access.log
+nginx_server port2 --root www --ssl wrongname.pem wrongname.key --log access.log
+start_nginx
 url="https://127.0.0.1:$port"
 
 # A DEST that already holds something: a failed copy must leave it as it was.

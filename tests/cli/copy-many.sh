@@ -5,6 +5,7 @@
 # naming each destination; ums:all and ums:all=N on a fake sysfs tree.
 source "$TESTS_DIR/lib.sh"
 source "$TESTS_DIR/fake_sysfs.sh"
+source "$TESTS_DIR/nbdkit_lib.sh"
 require_tools nbdkit nbdcopy xz python3
 
 cd "$WORK"
@@ -17,21 +18,6 @@ $BMAPKIT -q create -o img.bmap img
 xz -T2 -k -c img >img.xz
 mapped=$(bmap_mapped_bytes img.bmap)
 
-# serve NAME ARGS...: nbdkit with a request log on the Unix socket $WORK/NAME.sock.
-serve() {
-    local name=$1
-    shift
-    rm -f "$WORK/$name.log" "$WORK/$name.sock"
-    nbdkit -U "$WORK/$name.sock" -P "$WORK/$name.pid" "$@" || fail "nbdkit $* did not start"
-    at_exit "kill \$(cat '$WORK/$name.pid' 2>/dev/null) 2>/dev/null"
-}
-stop() {
-    local pid
-    pid=$(cat "$WORK/$1.pid")
-    kill "$pid"
-    while kill -0 "$pid" 2>/dev/null; do sleep 0.05; done
-}
-uri() { echo "nbd+unix:///?socket=$WORK/$1.sock"; }
 export_equals() {
     rm -f "$WORK/got.raw"
     nbdcopy "$(uri "$1")" "$WORK/got.raw"
@@ -67,7 +53,7 @@ PY
 }
 
 # --- three files and an NBD export, from the .xz, with --readback.
-serve mem --filter=log memory 64M logfile="$WORK/mem.log"
+serve --log mem memory 64M
 run_ok $BMAPKIT copy --readback --json-events ev.json img.xz --bmap img.bmap a.img b.img c.img "$(uri mem)"
 for f in a.img b.img c.img; do
     cmp img "$f" || fail "$f does not hold the image"
@@ -95,7 +81,7 @@ pass "the same destination twice, as the same or another name: refused before an
 
 # --- a too small destination among several: one line naming it, and it is left alone;
 # the others are written and verified, and the exit status says one failed.
-serve small --filter=log memory 16M logfile="$WORK/small.log"
+serve --log small memory 16M
 rm -f a.img b.img
 rc=0
 $BMAPKIT copy --json-events ref.json img "$(uri small)" a.img b.img >small.out 2>small.err || rc=$?

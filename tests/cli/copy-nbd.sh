@@ -4,6 +4,7 @@
 # read-only or too small export). The server's request log shows what was written.
 source "$TESTS_DIR/lib.sh"
 source "$TESTS_DIR/sshd_lib.sh"
+source "$TESTS_DIR/nbdkit_lib.sh"
 require_tools nbdkit nbdcopy nbdinfo xz python3
 
 cd "$WORK"
@@ -15,23 +16,6 @@ put_random img $((20 << 20)) $((6 << 20))
 $BMAPKIT -q create -o img.bmap img
 xz -T2 -k -c img >img.xz
 mapped=$(bmap_mapped_bytes img.bmap)
-
-# serve NAME ARGS...: nbdkit with a request log, on the Unix socket $WORK/NAME.sock.
-serve() {
-    local name=$1
-    shift
-    rm -f "$WORK/$name.log" "$WORK/$name.sock"
-    nbdkit -U "$WORK/$name.sock" -P "$WORK/$name.pid" --filter=log "$@" \
-        logfile="$WORK/$name.log" || fail "nbdkit $* did not start"
-    at_exit "kill \$(cat '$WORK/$name.pid' 2>/dev/null) 2>/dev/null"
-}
-stop() {
-    local pid
-    pid=$(cat "$WORK/$1.pid")
-    kill "$pid"
-    while kill -0 "$pid" 2>/dev/null; do sleep 0.05; done
-}
-uri() { echo "nbd+unix:///?socket=$WORK/$1.sock"; }
 
 # written LOG: "offset+count" of every write request the server logged, one per line.
 written() {
@@ -86,7 +70,7 @@ head_absent() {
 }
 
 # --- a raw image over a Unix socket: only mapped ranges, the image on the export.
-serve mem memory 64M
+serve --log mem memory 64M
 run_ok $BMAPKIT copy img "$(uri mem)"
 grep -q "wrote .* to nbd+unix" .err || { cat .err; fail "no summary naming the export"; }
 only_mapped mem.log img.bmap
@@ -143,15 +127,15 @@ expect_fail 1 "cannot connect to nbd://127\.0\.0\.1:$port/: .*Connection refused
 pass "connection refused: one line"
 
 # --- too small, read-only, removable-only: refused before any write.
-serve small memory 8M
+serve --log small memory 8M
 expect_fail 1 "destination nbd\+unix:.* is too small: 8388608 bytes, the image needs 50331648; nothing was written" \
     $BMAPKIT copy img "$(uri small)"
 [ -z "$(written small.log)" ] || fail "writes reached a too small export"
 stop small
-serve ro -r memory 64M
+serve --log ro -r memory 64M
 expect_fail 1 "the export is read-only" $BMAPKIT copy img "$(uri ro)"
 stop ro
-serve rem memory 64M
+serve --log rem memory 64M
 expect_fail 1 "is an NBD export, not a removable disk" $BMAPKIT copy --removable-device img "$(uri rem)"
 [ -z "$(written rem.log)" ] || fail "writes reached the export with --removable-device"
 stop rem
@@ -167,7 +151,7 @@ dd of="$DISK" bs=64K oflag=seek_bytes seek="$4" iflag=count_bytes,fullblock coun
 EOF
 chmod +x pwrite.sh
 serve_faulty() {
-    FAIL_AT=$1 DISK=$WORK/disk.raw serve faulty eval \
+    FAIL_AT=$1 DISK=$WORK/disk.raw serve --log faulty eval \
         get_size='echo 67108864' \
         pread='dd if="$DISK" bs=64K iflag=skip_bytes,count_bytes skip="$4" count="$3" status=none' \
         pwrite="$WORK/pwrite.sh \"\$@\"" flush="${2:-exit 0}" can_flush='exit 0' \
@@ -190,7 +174,7 @@ pass "a failed flush: exit 1, one line, head not written"
 stop faulty
 
 # --- the server dies mid-copy (every write delayed so the copy is still running).
-serve dying --filter=delay memory 64M delay-write=300ms
+serve --log dying --filter=delay memory 64M delay-write=300ms
 $BMAPKIT copy img "$(uri dying)" >dying.out 2>dying.err &
 copy=$!
 sleep 1
@@ -204,7 +188,7 @@ pass "the server dies mid-copy: exit 1, one line"
 # --- latency: writes go out several at a time (the log shows overlapping requests).
 # A second per write is long enough for even a sanitizer build to send the next one
 # before the first is answered; a client that waits for each reply never overlaps.
-serve slow --filter=delay memory 64M delay-write=1000ms
+serve --log slow --filter=delay memory 64M delay-write=1000ms
 run_ok $BMAPKIT copy img "$(uri slow)"
 python3 - "$WORK/slow.log" <<'EOF' || fail "writes were sent one at a time"
 import re, sys
@@ -224,7 +208,7 @@ stop slow
 # --- the file plugin behind the rate filter (a slow link): the server's file holds
 # the image, holes where the bmap maps nothing.
 truncate -s 64M target.raw
-serve file --filter=rate file "$WORK/target.raw" rate=200M
+serve --log file --filter=rate file "$WORK/target.raw" rate=200M
 run_ok $BMAPKIT copy img.xz "$(uri file)"
 cmp -n "$(stat -c %s img)" img target.raw || fail "the file plugin's file does not hold the image"
 only_mapped file.log img.bmap

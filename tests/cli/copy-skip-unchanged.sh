@@ -5,6 +5,7 @@
 # changed in a large range writes about that much, the result is the new image, with
 # --readback too, from a pipe, and over garbage it gives what a normal copy gives.
 source "$TESTS_DIR/lib.sh"
+source "$TESTS_DIR/nbdkit_lib.sh"
 require_tools nbdkit nbdcopy xz python3
 
 cd "$WORK"
@@ -146,16 +147,6 @@ pass "ranges cut inside 4 KiB blocks: changes at their edges found, from a file 
 
 # ---------------------------------------------------------------- an NBD export
 
-serve() {
-    local name=$1
-    shift
-    rm -f "$WORK/$name.log" "$WORK/$name.sock"
-    nbdkit -U "$WORK/$name.sock" -P "$WORK/$name.pid" --filter=log "$@" \
-        logfile="$WORK/$name.log" || fail "nbdkit $* did not start"
-    at_exit "kill \$(cat '$WORK/$name.pid' 2>/dev/null) 2>/dev/null"
-    for _ in $(seq 100); do [ -S "$WORK/$name.sock" ] && break; sleep 0.05; done
-}
-uri() { echo "nbd+unix:///?socket=$WORK/$1.sock"; }
 # logged_bytes LOG Write|Read: bytes of the requests of that kind the server has logged
 # so far.
 logged_bytes() {
@@ -171,7 +162,7 @@ EOF
 }
 logged_writes() { logged_bytes "$1" Write; }
 
-serve mem memory 64M
+serve --log --wait mem memory 64M
 run_ok $BMAPKIT copy --bmap old.bmap old.img "$(uri mem)"
 full=$(logged_writes mem.log)
 [ "$full" -ge "$mapped" ] || fail "full flash to NBD wrote $full"
@@ -203,8 +194,8 @@ pass "NBD: the re-flash read the export once ($r bytes for $mapped mapped)"
 # Garbage everywhere: every range differs; the same result as a normal copy.
 head -c 64M /dev/urandom >g1
 cp g1 g2
-serve g1 file g1
-serve g2 file g2
+serve --log --wait g1 file g1
+serve --log --wait g2 file g2
 run_ok $BMAPKIT copy --skip-unchanged --json-events ev6 --bmap new.bmap new.img "$(uri g1)"
 run_ok $BMAPKIT copy --bmap new.bmap new.img "$(uri g2)"
 [ "$(done_field ev6 ranges_skipped)" = 0 ] || fail "garbage: ranges skipped"

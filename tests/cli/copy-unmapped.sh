@@ -3,6 +3,7 @@
 # regular file, on NBD exports (with and without the zero command) and on loop devices
 # (root), with the mapped data equal to the image and the bytes past its end untouched.
 source "$TESTS_DIR/lib.sh"
+source "$TESTS_DIR/nbdkit_lib.sh"
 require_tools nbdkit python3 losetup cmp
 cd "$WORK"
 MiB=$((1024 * 1024))
@@ -61,21 +62,6 @@ summary_says "released"
 pass "a regular file: data equal, unmapped ranges holes, a summary line"
 
 # NBD exports on Unix sockets: with the zero command, and without it (nozero filter).
-serve() {
-    local name=$1
-    shift
-    rm -f "$WORK/$name.sock"
-    nbdkit -U "$WORK/$name.sock" -P "$WORK/$name.pid" "$@" || fail "nbdkit $* did not start"
-    at_exit "kill \$(cat '$WORK/$name.pid' 2>/dev/null) 2>/dev/null"
-}
-stop() {
-    local pid
-    pid=$(cat "$WORK/$1.pid")
-    kill "$pid"
-    while kill -0 "$pid" 2>/dev/null; do sleep 0.05; done
-}
-uri() { echo "nbd+unix:///?socket=$WORK/$1.sock"; }
-
 prefill export.img $((16 * MiB))
 serve zero file export.img
 run_ok $BMAPKIT copy --zero-unmapped img "$(uri zero)"
@@ -103,9 +89,7 @@ stale_where_unmapped export.img
 pass "without --zero-unmapped the unmapped ranges keep their old bytes"
 
 # Loop devices (root): zeroing that may unmap, then a device with 4096-byte sectors.
-[ "$(id -u)" -eq 0 ] || skip "loop devices need root (the file and NBD cases passed)"
-truncate -s 1M probe.img
-attach_loop probe.img || skip "losetup cannot attach a loop device here: $(cat .losetup.err)"
+require_loop_devices "the file and NBD cases passed"
 
 prefill disk.img $((16 * MiB))
 attach_loop disk.img || fail "losetup: $(cat .losetup.err)"

@@ -164,6 +164,23 @@ attach_loop() {
     at_exit "losetup -d '$LOOP' 2>/dev/null"
 }
 
+# require_loop_devices WHAT_RAN: skip the rest of the script unless loop devices can be
+# attached here (root, a free device); WHAT_RAN names the cases that ran before, for the
+# skip line. A probe device stays attached until exit.
+require_loop_devices() {
+    [ "$(id -u)" -eq 0 ] || skip "loop devices need root ($1)"
+    truncate -s 1M "$WORK/.loop-probe.img"
+    attach_loop "$WORK/.loop-probe.img" ||
+        skip "losetup cannot attach a loop device here: $(cat "$WORK/.losetup.err")"
+}
+
+# ---------------------------------------------------------------- servers
+
+# free_tcp_port: a TCP port on 127.0.0.1 nobody listens on now.
+free_tcp_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
 # ---------------------------------------------------------------- bmapkit as bmaptool
 
 # bmaptool_wrapper: bmapkit under the name bmaptool in $WORK/bin (put it first on PATH),

@@ -11,11 +11,6 @@
 # (a ForceCommand, say), added after the ones above.
 # sshd must run as root to take logins; start_sshd skips the script otherwise.
 
-# free_tcp_port: a TCP port on 127.0.0.1 nobody listens on now.
-free_tcp_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
 start_sshd() {
     local dir="$WORK/sshd" i
     [ "$(id -u)" -eq 0 ] || skip "sshd needs root to accept logins"
