@@ -52,6 +52,24 @@ assert len(dests) == 1 and dests[0]["dests"] == [w.split(" ")[0] for w in want],
 PY
 }
 
+# one_error_line ERR PATTERN: ERR holds exactly one error line, and it matches PATTERN.
+one_error_line() {
+    [ "$(grep -c '^bmapkit: error: ' "$1")" = 1 ] || { cat "$1"; fail "not one error line"; }
+    grep '^bmapkit: error: ' "$1" | grep -q -- "$2" ||
+        { cat "$1"; fail "the error line does not match /$2/"; }
+}
+# verified_beside ERR TAIL FILE...: each FILE holds the image, and ERR its summary line
+# ending in TAIL (a basic regular expression), although another destination failed.
+verified_beside() {
+    local err=$1 tail=$2 f
+    shift 2
+    for f in "$@"; do
+        cmp img "$f" || fail "$f does not hold the image although only another destination failed"
+        grep -q "^bmapkit: $f: wrote 8.1 MiB in [0-9.]* s, verified$tail\$" "$err" ||
+            { cat "$err"; fail "$f is not reported verified"; }
+    done
+}
+
 # --- three files and an NBD export, from the .xz, with --readback.
 serve --log mem memory 64M
 run_ok $BMAPKIT copy --readback --json-events ev.json img.xz --bmap img.bmap a.img b.img c.img "$(uri mem)"
@@ -86,15 +104,8 @@ rm -f a.img b.img
 rc=0
 $BMAPKIT copy --json-events ref.json img "$(uri small)" a.img b.img >small.out 2>small.err || rc=$?
 [ "$rc" = 1 ] || { cat small.err; fail "exit status $rc with a too small destination, expected 1"; }
-[ "$(grep -c '^bmapkit: error: ' small.err)" = 1 ] || { cat small.err; fail "not one error line"; }
-grep '^bmapkit: error: ' small.err |
-    grep -q "destination .*small.sock.* is too small.*this destination is left alone" ||
-    { cat small.err; fail "the error line does not name the too small export"; }
-for f in a.img b.img; do
-    cmp img "$f" || fail "$f was not written beside the refused one"
-    grep -q "^bmapkit: $f: wrote 8.1 MiB in [0-9.]* s, verified$" small.err ||
-        { cat small.err; fail "no summary for $f"; }
-done
+one_error_line small.err "destination .*small.sock.* is too small.*this destination is left alone"
+verified_beside small.err "" a.img b.img
 grep -q "^bmapkit: 2 of 3 destinations written$" small.err ||
     { cat small.err; fail "no count of those written"; }
 [ "$(grep -c 'Write ' small.log)" = 0 ] || fail "the too small export was written to"
@@ -129,14 +140,8 @@ done
 touch trigger
 wait $copy || rc=$?
 [ "$rc" = 1 ] || { cat bad.err; fail "exit status $rc with one failed destination, expected 1"; }
-[ "$(grep -c '^bmapkit: error: ' bad.err)" = 1 ] || { cat bad.err; fail "not one error line"; }
-grep '^bmapkit: error: ' bad.err | grep -q "bad.sock.*Input/output error.*holds an incomplete copy" ||
-    { cat bad.err; fail "the error line does not name the failed export and its state"; }
-for f in a.img b.img; do
-    cmp img "$f" || fail "$f does not hold the image although only the export failed"
-    grep -q "^bmapkit: $f: wrote 8.1 MiB in [0-9.]* s, verified, read back 3 range(s)$" bad.err ||
-        { cat bad.err; fail "$f not reported verified"; }
-done
+one_error_line bad.err "bad.sock.*Input/output error.*holds an incomplete copy"
+verified_beside bad.err ", read back 3 range(s)" a.img b.img
 dest_events bad.json "a.img ok" "$(uri bad) failed" "b.img ok"
 rm -f trigger
 nbdcopy "$(uri bad)" got.raw
