@@ -241,9 +241,10 @@ char **remote_argv(const struct remote_url *u, const char *command, int redirect
     if (!ssh || !ssh[0])
         ssh = "ssh";
     /* The user's command line is the shell's to read, as git does with GIT_SSH_COMMAND;
-       every argument after it comes through "$@", never through the script's text. */
+       every argument after it comes through "$@", never through the script's text. The
+       shell gives way to ssh (exec), so that stopping the process stops ssh itself. */
     struct rbuf script = {0};
-    rbuf_addf(&script, "%s \"$@\"", ssh);
+    rbuf_addf(&script, "exec %s \"$@\"", ssh);
     if (redirect_fd >= 0)
         rbuf_addf(&script, " 2>&%d", redirect_fd);
     const char *args[] = {

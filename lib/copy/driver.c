@@ -84,7 +84,11 @@ static int pipeline_run(struct pipeline *p, struct bk_error *err)
         report_progress(p->job, done);
         pthread_mutex_lock(&p->lock);
     }
+    bool stopped = p->state.stop;
     pthread_mutex_unlock(&p->lock);
+    /* The reader may wait for bytes that never come (a stalled ssh): wake it. */
+    if (stopped)
+        bk_source_interrupt(p->job->src);
     for (unsigned t = 0; t < started; t++)
         pthread_join(tids[t], NULL);
     free(tids);

@@ -27,9 +27,10 @@ extern char **environ;
 
 struct command_source {
     struct bk_source pub;
-    pid_t pid; /* -1 once waited for */
-    int out;   /* the program's standard output, -1 at its end */
-    int err;   /* its error output, -1 at its end */
+    pid_t pid;   /* -1 once waited for */
+    int out;     /* the program's standard output, -1 at its end */
+    int err;     /* its error output, -1 at its end */
+    int wake[2]; /* a byte in it interrupts the reads (command_interrupt) */
     uint64_t pos;
     _Atomic uint64_t received;
     char last[512]; /* the last non-empty line of its error output */
@@ -98,13 +99,25 @@ static int reap(struct command_source *c, int options)
     }
 }
 
+/* Whether the reads were interrupted; fills ERR then. */
+static bool interrupted(struct command_source *c, short revents, struct bk_error *err)
+{
+    if (!revents)
+        return false;
+    bk_error_set(err, BK_E_CANCELLED, 0, "%s: interrupted at byte %" PRIu64, c->pub.name, c->pos);
+    return true;
+}
+
 /* The end of the output: the image ends here if the program succeeded. */
 static int at_end(struct command_source *c, struct bk_error *err)
 {
     while (c->err >= 0) {
-        struct pollfd p = {.fd = c->err, .events = POLLIN};
-        if (poll(&p, 1, -1) < 0 && errno != EINTR)
+        struct pollfd p[2] = {{.fd = c->err, .events = POLLIN},
+                              {.fd = c->wake[0], .events = POLLIN}};
+        if (poll(p, 2, -1) < 0 && errno != EINTR)
             break;
+        if (interrupted(c, p[1].revents, err))
+            return -1;
         drain_err(c);
     }
     int st = reap(c, 0);
@@ -141,13 +154,17 @@ static int command_read(struct bk_source *src, void *buf, size_t len, size_t *go
         return -1;
     }
     while (c->out >= 0) {
-        struct pollfd p[2] = {{.fd = c->out, .events = POLLIN}, {.fd = c->err, .events = POLLIN}};
-        if (poll(p, 2, -1) < 0) {
+        struct pollfd p[3] = {{.fd = c->out, .events = POLLIN},
+                              {.fd = c->err, .events = POLLIN},
+                              {.fd = c->wake[0], .events = POLLIN}};
+        if (poll(p, 3, -1) < 0) {
             if (errno == EINTR)
                 continue;
             return bk_error_set(err, BK_E_IO, errno, "%s: poll failed at byte %" PRIu64, src->name,
                                 c->pos);
         }
+        if (interrupted(c, p[2].revents, err))
+            return -1;
         if (p[1].revents)
             drain_err(c);
         if (!p[0].revents)
@@ -179,6 +196,14 @@ static uint64_t command_fetched(const struct bk_source *src)
     return atomic_load(&c->received);
 }
 
+static void command_interrupt(const struct bk_source *src)
+{
+    struct command_source *c = src->priv;
+    /* The pipe is never drained: one byte keeps every later poll awake too. */
+    ssize_t n = write(c->wake[1], "", 1);
+    (void)n; /* full already: interrupted already */
+}
+
 /* A program still running when the source is closed is stopped and waited for. */
 static void command_close(struct bk_source *src)
 {
@@ -187,6 +212,8 @@ static void command_close(struct bk_source *src)
         close(c->out);
     if (c->err >= 0)
         close(c->err);
+    close(c->wake[0]);
+    close(c->wake[1]);
     if (c->pid > 0 && reap(c, WNOHANG) < 0 && c->pid > 0) {
         kill(c->pid, SIGTERM);
         for (int waited = 0; c->pid > 0 && waited < STOP_GRACE_MS; waited += 10) {
@@ -205,6 +232,7 @@ static void command_close(struct bk_source *src)
 static const struct bk_source_ops command_ops = {
     .read = command_read,
     .fetched = command_fetched,
+    .interrupt = command_interrupt,
     .close = command_close,
 };
 
@@ -261,8 +289,10 @@ struct bk_source *bk_source_open_command(char *const *argv, char *const *envp, c
     bk_redact_passwords(c->name);
     c->pid = -1;
     int out[2] = {-1, -1}, errp[2] = {-1, -1};
+    c->wake[0] = c->wake[1] = -1;
     int rc = 0;
-    if (pipe2(out, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0)
+    if (pipe2(out, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0 ||
+        pipe2(c->wake, O_CLOEXEC | O_NONBLOCK) < 0)
         rc = errno;
     if (rc == 0)
         rc = spawn(c, argv, envp, out[1], errp[1]);
@@ -276,6 +306,9 @@ struct bk_source *bk_source_open_command(char *const *argv, char *const *envp, c
             close(out[0]);
         if (errp[0] >= 0)
             close(errp[0]);
+        for (int i = 0; i < 2; i++)
+            if (c->wake[i] >= 0)
+                close(c->wake[i]);
         free(c);
         return NULL;
     }

@@ -107,6 +107,13 @@ uint64_t bk_source_fetched(const struct bk_source *src)
     return src && src->ops->fetched ? src->ops->fetched(src) : 0;
 }
 
+void bk_source_interrupt(const struct bk_source *src)
+{
+    for (; src; src = src->below)
+        if (src->ops->interrupt)
+            src->ops->interrupt(src);
+}
+
 void bk_source_close(struct bk_source *src)
 {
     if (src)

@@ -35,8 +35,20 @@ struct bk_source_ops {
      */
     int (*plan)(struct bk_source *src, const struct bk_area *areas, size_t count,
                 struct bk_error *err);
+    /*
+     * Optional: make a read that waits for a program or a peer, in another thread, and
+     * every later read fail with BK_E_CANCELLED; may be called from any thread.
+     */
+    void (*interrupt)(const struct bk_source *src);
     void (*close)(struct bk_source *src);
 };
+
+/*
+ * Interrupt the reads of SRC and of every source below it (see the interrupt op): a
+ * copy that stops calls it so that its reader, waiting for bytes that may never come,
+ * can be joined.
+ */
+void bk_source_interrupt(const struct bk_source *src);
 
 struct bk_source {
     const struct bk_source_ops *ops;

@@ -4,6 +4,7 @@
  * program succeeded, with its last error line (password-free) in the message, and the
  * program stopped and waited for when the source is closed early.
  */
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -13,11 +14,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
 #include "bmapkit/bmapkit.h"
+#include "source/source_impl.h"
 
 /* Read SRC to its end or first error into BUF; returns the read's result. */
 static int drain(struct bk_source *src, char *buf, size_t cap, size_t *total, struct bk_error *err)
@@ -118,6 +121,48 @@ static void test_early_close_stops_it(void **state)
     assert_int_equal(kill(pid, 0), -1);
 }
 
+struct blocked_read {
+    struct bk_source *src;
+    int rc;
+    struct bk_error err;
+};
+
+static void *read_once(void *arg)
+{
+    struct blocked_read *b = arg;
+    char buf[16];
+    size_t got;
+    b->rc = bk_source_read(b->src, buf, sizeof buf, &got, &b->err);
+    return NULL;
+}
+
+static void test_interrupt_wakes_a_blocked_read(void **state)
+{
+    (void)state;
+    struct bk_error err;
+    bk_error_clear(&err);
+    /* Nothing comes for 30 s: without the interrupt the read would end at the program's
+       end, with success, instead of failing as cancelled. */
+    struct bk_source *src = sh("exec sleep 30", &err);
+    assert_non_null(src);
+    struct blocked_read b = {.src = src};
+    bk_error_clear(&b.err);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, read_once, &b), 0);
+    nanosleep(&(struct timespec){.tv_nsec = 100 * 1000 * 1000}, NULL);
+    bk_source_interrupt(src);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    assert_int_equal(b.rc, -1);
+    assert_int_equal(b.err.code, BK_E_CANCELLED);
+    assert_non_null(strstr(b.err.msg, "interrupted at byte 0"));
+    /* And every read after it. */
+    char buf[16];
+    size_t got;
+    assert_int_equal(bk_source_read(src, buf, sizeof buf, &got, &err), -1);
+    assert_int_equal(err.code, BK_E_CANCELLED);
+    bk_source_close(src);
+}
+
 static void test_missing_program(void **state)
 {
     (void)state;
@@ -158,6 +203,7 @@ int main(void)
         cmocka_unit_test(test_failure_is_an_error),
         cmocka_unit_test(test_killed),
         cmocka_unit_test(test_early_close_stops_it),
+        cmocka_unit_test(test_interrupt_wakes_a_blocked_read),
         cmocka_unit_test(test_missing_program),
         cmocka_unit_test(test_environment_and_decoders),
     };
