@@ -3,8 +3,10 @@
 
 set -eEu -o pipefail
 # The file-system and loop-device tools live in /usr/sbin, which a normal user's PATH
-# may lack.
-PATH="$PATH:/usr/sbin:/sbin"
+# may lack. The tests use the Debian tools scripts/install-deps.sh installs, first: a
+# python3 of a version manager's shims (pyenv) costs up to a second a call on a busy
+# machine, and lacks Debian's python3 modules.
+PATH="/usr/bin:/bin:$PATH:/usr/sbin:/sbin"
 
 if [ -z "${BMAPKIT:-}" ] || [ ! -x "$BMAPKIT" ]; then
     echo "FAIL: BMAPKIT must name the built bmapkit command (got '${BMAPKIT:-}')"
