@@ -50,6 +50,8 @@ archive_ok() {
     pass "$name: with the bmap and with --nobmap, from the file, redirected and piped"
 }
 
+test_quick && note_skip "archives not read from a redirected standard input (BMAPKIT_TEST_QUICK=1)"
+
 # --- tar
 tar -cf disk.img.tar disk.img
 archive_ok "tar" disk.img.tar
@@ -120,8 +122,12 @@ bad() {
     local name=$1 file=$2 pattern=$3 opts rc
     for opts in "--bmap disk.img.bmap" --nobmap; do
         rm -f out.img
-        # shellcheck disable=SC2086
-        expect_fail 1 "$pattern" "$BMAPKIT" copy -q $opts "$file" out.img
+        # The quick run reads the file with the bmap only, and pipes it with --nobmap only.
+        if ! test_quick || [ "$opts" != --nobmap ]; then
+            # shellcheck disable=SC2086
+            expect_fail 1 "$pattern" "$BMAPKIT" copy -q $opts "$file" out.img
+        fi
+        test_quick && [ "$opts" != --nobmap ] && continue
         rm -f out.img
         rc=0
         # shellcheck disable=SC2086
@@ -141,6 +147,7 @@ flipped() {
     put_byte "$3" "$2" "$(printf '%02x' $((0x$old ^ 0x55)))"
 }
 
+test_quick && note_skip "damaged archives not read as a file with --nobmap, nor piped with the bmap (BMAPKIT_TEST_QUICK=1)"
 TAR_DATA_END=$((512 + ($(stat -c %s disk.img) + 511) / 512 * 512))
 # (A cut inside the first header leaves too little to tell a tar: copied as raw.)
 for cut in 512 $((512 + 100000)) $((TAR_DATA_END - 1)) $((TAR_DATA_END + 100)); do
