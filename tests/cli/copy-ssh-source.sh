@@ -46,9 +46,15 @@ json_events_check ev.json img.bmap ok >/dev/null
 run_ok "$BMAPKIT" copy -d "$R:$REL/img.xz" out2
 same_as_image img img.bmap out2
 grep -q "found bmap $R:$REL/img.bmap over ssh" .err || { cat .err; fail "bmap not found next to the .xz"; }
-run_ok "$BMAPKIT" copy "$R:~/$REL/img.gz" out3
-same_as_image img img.bmap out3
-pass "raw, .xz and .gz images over ssh (absolute, HOST:relative and HOST:~/ paths), bmap found there"
+if test_quick; then
+    # The .gz decoder has its own tests; over ssh it reads the same stream as the .xz.
+    note_skip "the .gz image over ssh (HOST:~/ path): not in the quick run (BMAPKIT_TEST_QUICK=1)"
+    pass "raw and .xz images over ssh (absolute and HOST:relative paths), bmap found there"
+else
+    run_ok "$BMAPKIT" copy "$R:~/$REL/img.gz" out3
+    same_as_image img img.bmap out3
+    pass "raw, .xz and .gz images over ssh (absolute, HOST:relative and HOST:~/ paths), bmap found there"
+fi
 
 # --- the port form, through a configuration that knows 127.0.0.1 (not an alias)
 cfg_any="$WORK/sshd/ssh_config_any"
@@ -73,9 +79,14 @@ Host bk-alias
     StrictHostKeyChecking yes
     BatchMode yes
 EOF
-BMAPKIT_SSH_COMMAND="ssh -F $WORK/alias_config" run_ok "$BMAPKIT" copy "ssh://bk-alias:$REL/img.xz" out6
-same_as_image img img.bmap out6
-pass "a Host alias of the ssh configuration (port, key, known hosts)"
+if test_quick; then
+    # bmapkit hands the alias to ssh like any host: only ssh reads the configuration.
+    note_skip "a copy through a Host alias: not in the quick run (BMAPKIT_TEST_QUICK=1)"
+else
+    BMAPKIT_SSH_COMMAND="ssh -F $WORK/alias_config" run_ok "$BMAPKIT" copy "ssh://bk-alias:$REL/img.xz" out6
+    same_as_image img img.bmap out6
+    pass "a Host alias of the ssh configuration (port, key, known hosts)"
+fi
 
 # --- a clearsigned-looking signature next to the bmap is found over ssh and checked
 echo "not a signature" >img.bmap.asc
@@ -95,20 +106,30 @@ expect_fail 1 "cannot read the bmap: $R:$REL/none.bmap: .*No such file" \
     "$BMAPKIT" copy -q --bmap "$R:$REL/none.bmap" "$R:$REL/img.xz" bad2
 [ -e bad2 ] && fail "a failed copy made its destination"
 : >unknown_hosts
-sed "s|UserKnownHostsFile .*|UserKnownHostsFile $WORK/unknown_hosts|" "$WORK/alias_config" >"$WORK/strict_config"
-BMAPKIT_SSH_COMMAND="ssh -F $WORK/strict_config" expect_fail 1 \
-    "ssh://bk-alias:img.xz.*Host key verification failed" "$BMAPKIT" copy -q ssh://bk-alias:img.xz bad3
-echo "unknown host key: $(grep error: "$WORK/.ef.err")"
-ssh-keygen -q -t ed25519 -N '' -f "$WORK/other_key"
-sed "s|IdentityFile .*|IdentityFile $WORK/other_key|" "$WORK/alias_config" >"$WORK/wrongkey_config"
-BMAPKIT_SSH_COMMAND="ssh -F $WORK/wrongkey_config" expect_fail 1 \
-    "ssh://bk-alias:img.xz.*Permission denied" "$BMAPKIT" copy -q ssh://bk-alias:img.xz bad3
+if test_quick; then
+    # ssh refuses all three alike (status 255 and a line of its own), which bmapkit relays
+    # the same way: the quick run keeps the one that needs no handshake.
+    note_skip "an unknown host key and a wrong key: not in the quick run (BMAPKIT_TEST_QUICK=1)"
+else
+    sed "s|UserKnownHostsFile .*|UserKnownHostsFile $WORK/unknown_hosts|" "$WORK/alias_config" >"$WORK/strict_config"
+    BMAPKIT_SSH_COMMAND="ssh -F $WORK/strict_config" expect_fail 1 \
+        "ssh://bk-alias:img.xz.*Host key verification failed" "$BMAPKIT" copy -q ssh://bk-alias:img.xz bad3
+    echo "unknown host key: $(grep error: "$WORK/.ef.err")"
+    ssh-keygen -q -t ed25519 -N '' -f "$WORK/other_key"
+    sed "s|IdentityFile .*|IdentityFile $WORK/other_key|" "$WORK/alias_config" >"$WORK/wrongkey_config"
+    BMAPKIT_SSH_COMMAND="ssh -F $WORK/wrongkey_config" expect_fail 1 \
+        "ssh://bk-alias:img.xz.*Permission denied" "$BMAPKIT" copy -q ssh://bk-alias:img.xz bad3
+fi
 NOPORT=$(free_tcp_port)
 sed "s|Port .*|Port $NOPORT|" "$WORK/alias_config" >"$WORK/noport_config"
 BMAPKIT_SSH_COMMAND="ssh -F $WORK/noport_config" expect_fail 1 \
     "ssh://bk-alias:img.xz.*Connection refused" "$BMAPKIT" copy -q ssh://bk-alias:img.xz bad3
 [ -e bad3 ] && fail "a failed connection made its destination"
-pass "missing file, directory, no bmap, unknown host key, wrong key, nobody listening: one line each"
+if test_quick; then
+    pass "missing file, directory, no bmap, nobody listening: one line each"
+else
+    pass "missing file, directory, no bmap, unknown host key, wrong key, nobody listening: one line each"
+fi
 
 # --- the link cut mid-copy: the image comes from a FIFO that stalls after 6 MiB
 mkfifo slow.img

@@ -57,11 +57,19 @@ copy_ok() {
 }
 
 # --- generated bmaps of every version
+if test_quick; then
+    # The reference only vouches for the generator; each version is read by the same code
+    # whatever the image, and each image copied by the same code whatever the version.
+    note_skip "generated bmaps not checked with bmaptool; b.img and c.img copied with version 1.0 and 2.0 bmaps only (BMAPKIT_TEST_QUICK=1)"
+fi
 for img in $IMAGES; do
     for v in 1.0 1.1 1.2 1.3 1.4 2.0; do
         gen_bmap "$v" "$img" "$img.v$v.bmap"
         grep -q "<bmap version=\"$v\">" "$img.v$v.bmap" || fail "generator wrote no version $v"
-        if [ "$v" != 1.0 ]; then
+        if test_quick && [ "$img" != a.img ] && [ "$v" != 1.0 ] && [ "$v" != 2.0 ]; then
+            continue
+        fi
+        if [ "$v" != 1.0 ] && ! test_quick; then
             # The generated vector must be one the reference accepts, or the test proves nothing.
             bmaptool -q copy --bmap "$img.v$v.bmap" "$img" ref.out 2>bt.err ||
                 { cat bt.err; fail "bmaptool rejects the generated $v bmap of $img"; }

@@ -2,9 +2,10 @@
 # bmapkit copy's progress bar on a terminal: each redraw fits in the terminal's width
 # less one column (80, 60, 44, 40 and 20 columns, a window resized during the copy, a
 # terminal that tells no width and COLUMNS), parts left out in order, and the bar stays
-# on one line of the screen instead of scrolling. The copy runs in tmux, under script(1)
-# which records every byte written to the terminal; its image comes from a FIFO that a
-# writer fills over about three seconds, so that the bar is redrawn a dozen times.
+# on one line of the screen instead of scrolling. The copies run at once in tmux, each
+# under script(1) which records every byte written to its terminal; each image comes from
+# a FIFO that a writer fills over about three seconds, so that the bar is redrawn a
+# dozen times.
 source "$TESTS_DIR/lib.sh"
 
 require_tools tmux script stty python3
@@ -42,40 +43,55 @@ tmx() {
 }
 at_exit "tmux -S '$TMUX_SOCK' kill-server 2>/dev/null"
 
-# run_copy NAME COLS [SETUP]: copy the image from a slowly fed FIFO in a tmux window of
-# COLS columns, SETUP (shell commands) run first on the terminal. Leaves everything
-# written to the terminal in NAME.raw, the screen with its history in NAME.pane, and
-# fails unless the copy succeeded. With RESIZE_TO set, the window is narrowed to that
-# many columns once the bar was drawn three times; NAME.cut is then the size of
-# NAME.raw half a second after the resize. COPY_ARGS replaces "--bmap img.bmap".
-run_copy() {
-    local name=$1 cols=$2 setup=${3:-} i
-    rm -f fifo out.img "$name".*
-    mkfifo fifo
+# start_copy NAME COLS [SETUP]: start copying the image from a slowly fed FIFO in a tmux
+# window of COLS columns, SETUP (shell commands) run first on the terminal. The copies
+# mostly wait on their feeders, so all of them run at once, each with files of its own.
+# COPY_ARGS replaces "--bmap img.bmap".
+start_copy() {
+    local name=$1 cols=$2 setup=${3:-}
+    rm -f "$name".*
+    mkfifo "$name.fifo"
     cat >"$name.sh" <<EOF
 $setup
-python3 feed.py img fifo 3 &
-"$BMAPKIT" copy ${COPY_ARGS:---bmap img.bmap} fifo out.img
+python3 feed.py img $name.fifo 3 &
+"$BMAPKIT" copy ${COPY_ARGS:---bmap img.bmap} $name.fifo $name.img
 echo \$? >"$WORK/$name.status"
 EOF
     tmx new-session -d -s "$name" -x "$cols" -y 24 \
         "cd '$WORK' && script -q -e -f -c 'sh $name.sh' $name.raw; sleep 600"
+}
+
+# finish_copies NAME...: wait for the copies NAME... started by start_copy; leaves
+# everything written to each terminal in NAME.raw, the screen with its history in
+# NAME.pane, and fails unless every copy succeeded. The window of copy RESIZE (if set) is
+# narrowed to RESIZE_TO columns once the bar was drawn three times; RESIZE.cut is then the
+# size of RESIZE.raw half a second after the resize.
+finish_copies() {
+    local name i left
     for i in $(seq 600); do
-        [ -e "$name.status" ] && break
-        if [ -n "${RESIZE_TO:-}" ] && [ ! -e "$name.cut" ] && [ -e "$name.raw" ] &&
-            [ "$(tr -cd '\r' <"$name.raw" | wc -c)" -ge 3 ]; then
-            tmx resize-window -t "$name" -x "$RESIZE_TO" -y 24
+        left=0
+        for name in "$@"; do
+            [ -e "$name.status" ] || left=1
+        done
+        [ "$left" = 0 ] && break
+        if [ -n "${RESIZE:-}" ] && [ ! -e "$RESIZE.cut" ] && [ -e "$RESIZE.raw" ] &&
+            [ "$(tr -cd '\r' <"$RESIZE.raw" | wc -c)" -ge 3 ]; then
+            tmx resize-window -t "$RESIZE" -x "$RESIZE_TO" -y 24
             sleep 0.5
-            stat -c %s "$name.raw" >"$name.cut"
+            stat -c %s "$RESIZE.raw" >"$RESIZE.cut"
         fi
         sleep 0.1
     done
-    [ -e "$name.status" ] || fail "$name: the copy did not end within a minute"
+    for name in "$@"; do
+        [ -e "$name.status" ] || fail "$name: the copy did not end within a minute"
+    done
     sleep 0.3
-    tmx capture-pane -p -J -S - -t "$name" >"$name.pane"
-    tmx kill-session -t "$name"
-    [ "$(cat "$name.status")" = 0 ] || { cat "$name.pane"; fail "$name: the copy failed"; }
-    cmp img out.img || fail "$name: the copy differs from the image"
+    for name in "$@"; do
+        tmx capture-pane -p -J -S - -t "$name" >"$name.pane"
+        tmx kill-session -t "$name"
+        [ "$(cat "$name.status")" = 0 ] || { cat "$name.pane"; fail "$name: the copy failed"; }
+        cmp img "$name.img" || fail "$name: the copy differs from the image"
+    done
 }
 
 # draws NAME [FROM]: each redraw of the bar in NAME.raw (from byte FROM on), one a line:
@@ -112,59 +128,64 @@ one_line() {
         fail "$1: the bar's line on the screen is wider than $(($2 - 1)) columns"
 }
 
+# Every copy at once; the checks below read what each left.
+start_copy w80 80
+start_copy w60 60
+start_copy w44 44
+start_copy w40 40
+start_copy w20 20
+start_copy resize 80
+start_copy cols0 80 'stty cols 0 rows 0; export COLUMNS=45'
+start_copy nocols 100 'stty cols 0 rows 0; unset COLUMNS'
+for cols in 80 25; do
+    COPY_ARGS=--nobmap start_copy "unknown$cols" "$cols"
+done
+RESIZE=resize RESIZE_TO=50 finish_copies w80 w60 w44 w40 w20 resize cols0 nocols unknown80 unknown25
+
 # --- full width: every part, the bar at its widest that fits
-run_copy w80 80
 last=$(check_width w80 80)
 one_line w80 80
 grep -Eq '^\[#+\] 100%  +12\.0 MiB / 12\.0 MiB  .*/s  ETA ' <<<"$last" || fail "80 columns: last redraw '$last'"
 pass "80 columns: $(wc -l <w80.draws) redraws, all within 79 columns, on one line: '$last'"
 
 # --- narrower: the rate goes first, then the time left, then the bar, then the bytes
-run_copy w60 60
 last=$(check_width w60 60)
 one_line w60 60
 grep -Eq '^\[#{10,}\] 100%  +12\.0 MiB / 12\.0 MiB  ETA ' <<<"$last" && ! grep -q '/s' <<<"$last" ||
     fail "60 columns: last redraw '$last'"
 pass "60 columns: no rate, bar and time left kept: '$last'"
 
-run_copy w44 44
 last=$(check_width w44 44)
 one_line w44 44
 grep -Eq '^\[#{10,}\] 100%  +12\.0 MiB / 12\.0 MiB *$' <<<"$last" || fail "44 columns: last redraw '$last'"
 pass "44 columns: no time left, a short bar and the bytes: '$last'"
 
-run_copy w40 40
 last=$(check_width w40 40)
 one_line w40 40
 grep -Eq '^100%  +12\.0 MiB / 12\.0 MiB *$' <<<"$last" || fail "40 columns: last redraw '$last'"
 pass "40 columns: no bar, percent and bytes: '$last'"
 
-run_copy w20 20
 last=$(check_width w20 20)
 one_line w20 20
 grep -Eq '^100%$' <<<"$last" || fail "20 columns: last redraw '$last'"
 pass "20 columns: the percent only"
 
 # --- a window narrowed during the copy: the redraws after it fit the new width
-RESIZE_TO=50 run_copy resize 80
 [ -e resize.cut ] || fail "the window was not resized during the copy"
 check_width resize 50 "$(cat resize.cut)" >/dev/null
 draws resize | awk 'length($0) > 49' | grep -q . || fail "resize: no redraw was wider than 49 columns before the resize"
 pass "window narrowed from 80 to 50 columns during the copy: the later redraws fit in 49"
 
 # --- a terminal that tells no width (a serial console reports 0): COLUMNS, else 80
-run_copy cols0 80 'stty cols 0 rows 0; export COLUMNS=45'
 last=$(check_width cols0 45)
 grep -Eq '^\[#{10,}\] 100%' <<<"$last" || fail "COLUMNS=45: last redraw '$last'"
 pass "terminal without a width, COLUMNS=45: redraws within 44 columns"
-run_copy nocols 100 'stty cols 0 rows 0; unset COLUMNS'
 last=$(check_width nocols 80)
 awk 'length($0) > 70' nocols.draws | grep -q . || fail "no width and no COLUMNS: redraws much narrower than 80 columns"
 pass "terminal without a width, no COLUMNS: redraws within 79 columns"
 
 # --- the amount to copy unknown (--nobmap, the image from a FIFO): bytes and rate only
 for cols in 80 25; do
-    COPY_ARGS=--nobmap run_copy "unknown$cols" "$cols"
     draws "unknown$cols" >"unknown$cols.draws"
     [ "$(wc -l <"unknown$cols.draws")" -ge 5 ] || fail "unknown size, $cols columns: too few redraws"
     ! awk -v max=$((cols - 1)) 'length($0) > max' "unknown$cols.draws" | grep -q . ||
