@@ -40,7 +40,8 @@ run_suite() {
 build normal meson setup "$out/normal" -Dtests=enabled && run_suite normal
 
 # The sanitizer build runs the slow tests in their quick form (BMAPKIT_TEST_QUICK: fewer
-# ways of reading the same archive, no remote block devices, a shorter corruption sweep):
+# ways of reading the same damaged file, fewer variants of one format, the ssh tests
+# without the cases ssh fails alike, no remote block devices, a shorter corruption sweep):
 # the normal build above ran them whole, and what the sanitizers look for is in the C
 # paths the quick forms still take. BMAPKIT_TEST_QUICK=0 runs them whole here too.
 build sanitize env ASAN_OPTIONS=detect_leaks=1 meson setup "$out/sanitize" -Dtests=enabled \
