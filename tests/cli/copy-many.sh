@@ -258,5 +258,23 @@ else
             $BMAPKIT copy img a.img "${loops[1]}" disk2.raw
         [ ! -e a.img ] && [ "$(md5sum <disk2.raw)" = "$sum" ] || fail "written although refused"
         pass "three loop devices at once, each read back; a loop device and its file refused"
+        # A mounted one among them: left alone with its line, the others written.
+        mkfs.ext4 -q -F "${loops[2]}" >/dev/null
+        mkdir -p mnt
+        mount "${loops[2]}" mnt || fail "cannot mount ${loops[2]}"
+        at_exit "umount '$WORK/mnt' 2>/dev/null || umount -l '$WORK/mnt' 2>/dev/null"
+        echo "kept" >mnt/owned.txt
+        sync
+        rm -f a.img
+        rc=0
+        $BMAPKIT copy img a.img "${loops[2]}" >mounted.out 2>mounted.err || rc=$?
+        [ "$rc" -ne 0 ] || { cat mounted.err; fail "a mounted destination among several: exit 0"; }
+        one_error_line mounted.err "refusing to write to ${loops[2]}: .*mounted.*this destination is left alone"
+        verified_beside mounted.err "" a.img
+        grep -q "^bmapkit: 1 of 2 destinations written$" mounted.err || { cat mounted.err; fail "no count"; }
+        [ "$(cat mnt/owned.txt)" = kept ] || fail "the mounted file system lost its file"
+        umount mnt
+        fsck.ext4 -n "${loops[2]}" >/dev/null 2>&1 || fail "the mounted file system is damaged"
+        pass "a mounted loop device among several: left alone, its file system intact, the other written"
     fi
 fi
