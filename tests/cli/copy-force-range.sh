@@ -34,10 +34,6 @@ check_forced() {
     image_bytes "$1" $((1180 * KiB)) $((220 * KiB))
 }
 
-# done_field EVENTS NAME: a member of the last (done) event.
-done_field() {
-    python3 -c 'import json,sys; print(json.loads(open(sys.argv[1]).read().splitlines()[-1])[sys.argv[2]])' "$1" "$2"
-}
 run_ok $BMAPKIT copy "${FORCE[@]}" --json-events ev img out.img
 check_forced out.img
 [ "$(done_field ev ranges_forced)" = 2 ] && [ "$(done_field ev forced_bytes)" = $((84 * KiB)) ] ||

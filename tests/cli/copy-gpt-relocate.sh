@@ -62,10 +62,6 @@ rest_equals_image() {
 gpt_image img
 
 # A file takes the image's size: its backup is at the end already.
-# done_field EVENTS NAME: a member of the last (done) event.
-done_field() {
-    python3 -c 'import json,sys; print(json.loads(open(sys.argv[1]).read().splitlines()[-1])[sys.argv[2]])' "$1" "$2"
-}
 run_ok $BMAPKIT copy --relocate-gpt --json-events ev img out.img
 cmp img out.img || fail "out.img differs from the image"
 [ "$(done_field ev gpt)" = at-end ] || fail "done event: $(tail -n 1 ev)"

@@ -58,10 +58,6 @@ xz -0 -T2 -k -c new.img >new.img.xz
 bound=$((changed + pieces * 65536))
 [ "$bound" -lt $((mapped * 30 / 100)) ] || fail "the bound $bound says nothing for $mapped mapped"
 
-# done_field EVENTS NAME: a member of the done event.
-done_field() {
-    python3 -c 'import json,sys; print(json.loads(open(sys.argv[1]).read().splitlines()[-1])[sys.argv[2]])' "$1" "$2"
-}
 
 # ---------------------------------------------------------------- a file
 

@@ -48,10 +48,6 @@ summary_says() {
 
 # A regular file: truncated and sized first, so unmapped blocks are holes.
 prefill out.img $((16 * MiB))
-# done_field EVENTS NAME: a member of the last (done) event.
-done_field() {
-    python3 -c 'import json,sys; print(json.loads(open(sys.argv[1]).read().splitlines()[-1])[sys.argv[2]])' "$1" "$2"
-}
 run_ok $BMAPKIT copy --zero-unmapped --json-events ev img out.img
 cmp img out.img || fail "out.img differs from the image"
 [ "$(done_field ev zeroed_bytes)" -gt 0 ] &&

@@ -609,6 +609,11 @@ same_as_image() {
     [ "$got" = "$want" ] || fail "$3 has data in '$got', the bmap $2 maps '$want'"
 }
 
+# done_field EVENTS NAME: member NAME of the last event (done) in the JSON events file.
+done_field() {
+    python3 -c 'import json,sys; print(json.loads(open(sys.argv[1]).read().splitlines()[-1])[sys.argv[2]])' "$1" "$2"
+}
+
 # json_events_check FILE BMAP ok|failed [EXIT]: FILE holds JSON lines only, the first a
 # "start" event and the last a "done" event. For "ok": as many "range" events with status
 # "verified" as BMAP has ranges, progress percents rising to 100, and the done event's
