@@ -8,6 +8,8 @@
  */
 #include "decode/decode.h"
 
+#include "common/dynlib.h"
+
 #include <archive.h>
 #include <archive_entry.h>
 #include <errno.h>
@@ -22,8 +24,35 @@
 #define EOCD_BYTES 22u
 #define TAIL_MAX (EOCD_BYTES + 65535u)
 
+#define LIBARCHIVE_FUNCTIONS(X)                                                                    \
+    X(archive_entry_filetype)                                                                      \
+    X(archive_entry_hardlink)                                                                      \
+    X(archive_entry_is_encrypted)                                                                  \
+    X(archive_entry_pathname)                                                                      \
+    X(archive_entry_size)                                                                          \
+    X(archive_entry_size_is_set)                                                                   \
+    X(archive_error_string)                                                                        \
+    X(archive_filter_bytes)                                                                        \
+    X(archive_read_data)                                                                           \
+    X(archive_read_data_skip)                                                                      \
+    X(archive_read_free)                                                                           \
+    X(archive_read_new)                                                                            \
+    X(archive_read_next_header)                                                                    \
+    X(archive_read_open)                                                                           \
+    X(archive_read_support_filter_none)                                                            \
+    X(archive_read_support_format_tar)                                                             \
+    X(archive_read_support_format_zip_streamable)                                                  \
+    X(archive_set_error)
+
+/* libarchive, loaded when the first archive is met. */
+struct libarchive {
+    void *handle;
+    LIBARCHIVE_FUNCTIONS(BK_DYNLIB_MEMBER)
+};
+
 struct archive_source {
     struct bk_source pub;
+    struct libarchive la;
     struct bk_source *in;
     struct archive *a;
     const char *kind; /* "tar" or "zip" */
@@ -91,7 +120,7 @@ static la_ssize_t read_callback(struct archive *a, void *client, const void **ou
     size_t got;
     if (in_read(s, &got, &s->in_err) < 0) {
         s->in_failed = true;
-        archive_set_error(a, EIO, "%s", s->in_err.msg);
+        s->la.archive_set_error(a, EIO, "%s", s->in_err.msg);
         return ARCHIVE_FATAL;
     }
     if (got == 0)
@@ -109,8 +138,8 @@ static int archive_failed(struct archive_source *s, struct bk_error *err)
     /* libarchive needed bytes past the end of the input: whatever it says then (a short
        header, zlib's -5 for a cut deflate stream), the archive was cut short there. */
     const char *msg =
-        s->eof_given ? "the archive ends early (truncated)" : archive_error_string(s->a);
-    uint64_t at = s->eof_given ? s->in_bytes : (uint64_t)archive_filter_bytes(s->a, -1);
+        s->eof_given ? "the archive ends early (truncated)" : s->la.archive_error_string(s->a);
+    uint64_t at = s->eof_given ? s->in_bytes : (uint64_t)s->la.archive_filter_bytes(s->a, -1);
     return bk_error_set(err, BK_E_FORMAT, 0, "%s: %s: %s%s%s%s at byte %" PRIu64, s->pub.name,
                         s->kind, s->member ? "member " : "", s->member ? s->member : "",
                         s->member ? ": " : "", msg ? msg : "the archive is damaged", at);
@@ -172,10 +201,10 @@ static int finish(struct archive_source *s, struct bk_error *err)
 {
     for (;;) {
         struct archive_entry *e;
-        int r = archive_read_next_header(s->a, &e);
+        int r = s->la.archive_read_next_header(s->a, &e);
         if (r == ARCHIVE_EOF)
             break;
-        if (r < ARCHIVE_WARN || archive_read_data_skip(s->a) < ARCHIVE_WARN)
+        if (r < ARCHIVE_WARN || s->la.archive_read_data_skip(s->a) < ARCHIVE_WARN)
             return archive_failed(s, err);
     }
     /* Bytes after a tar's end blocks are record padding that tar ignores; they are read
@@ -220,7 +249,7 @@ static int read_member(struct archive_source *s, void *buf, size_t len, la_ssize
     uint64_t left = sized ? (uint64_t)s->pub.size - s->delivered : UINT64_MAX;
     *n = 0;
     if (left > 0) {
-        *n = archive_read_data(s->a, buf, (size_t)bk_min_u64(len, left));
+        *n = s->la.archive_read_data(s->a, buf, (size_t)bk_min_u64(len, left));
         if (*n < 0)
             return read_failed(s, err);
         s->delivered += (uint64_t)*n;
@@ -233,7 +262,7 @@ static int read_member(struct archive_source *s, void *buf, size_t len, la_ssize
         /* A reader that knows the size stops there; the checks after the data must come
            before its last bytes then. */
         char extra;
-        la_ssize_t more = archive_read_data(s->a, &extra, 1);
+        la_ssize_t more = s->la.archive_read_data(s->a, &extra, 1);
         if (more < 0)
             return read_failed(s, err);
         if (more > 0)
@@ -278,7 +307,8 @@ static void archive_source_close(struct bk_source *src)
 {
     struct archive_source *s = src->priv;
     if (s->a)
-        archive_read_free(s->a);
+        s->la.archive_read_free(s->a);
+    bk_dynlib_close(s->la.handle);
     bk_source_close(s->in);
     free(s->member);
     free(s->buf);
@@ -310,42 +340,51 @@ static int open_archive(struct archive_source *s, struct bk_error *err)
         tail_add(s, s->buf, s->first_len);
     }
 
-    s->a = archive_read_new();
+    s->a = s->la.archive_read_new();
     if (!s->a)
         return bk_error_set(err, BK_E_NOMEM, 0, "out of memory");
-    int r = zip ? archive_read_support_format_zip_streamable(s->a)
-                : archive_read_support_format_tar(s->a);
+    int r = zip ? s->la.archive_read_support_format_zip_streamable(s->a)
+                : s->la.archive_read_support_format_tar(s->a);
     if (r == ARCHIVE_OK)
-        r = archive_read_support_filter_none(s->a);
+        r = s->la.archive_read_support_filter_none(s->a);
     if (r == ARCHIVE_OK)
-        r = archive_read_open(s->a, s, NULL, read_callback, NULL);
+        r = s->la.archive_read_open(s->a, s, NULL, read_callback, NULL);
     if (r != ARCHIVE_OK)
         return archive_failed(s, err);
 
     for (;;) {
         struct archive_entry *e;
-        r = archive_read_next_header(s->a, &e);
+        r = s->la.archive_read_next_header(s->a, &e);
         if (r == ARCHIVE_EOF)
             return fail(s, err, "the archive holds no regular file (no image)");
         if (r < ARCHIVE_WARN)
             return archive_failed(s, err);
         /* Directories, links and devices come before the image in some archives; a
            hard link names an earlier file and carries no data of its own. */
-        if (archive_entry_filetype(e) == AE_IFREG && !archive_entry_hardlink(e)) {
-            const char *path = archive_entry_pathname(e);
+        if (s->la.archive_entry_filetype(e) == AE_IFREG && !s->la.archive_entry_hardlink(e)) {
+            const char *path = s->la.archive_entry_pathname(e);
             s->member = strdup(path ? path : "?");
             if (!s->member)
                 return bk_error_set(err, BK_E_NOMEM, 0, "out of memory");
-            if (archive_entry_is_encrypted(e))
+            if (s->la.archive_entry_is_encrypted(e))
                 return bk_error_set(err, BK_E_UNSUPPORTED, 0,
                                     "%s: %s: member %s is encrypted, which is not supported",
                                     s->pub.name, s->kind, s->member);
-            s->pub.size = archive_entry_size_is_set(e) ? archive_entry_size(e) : -1;
+            s->pub.size = s->la.archive_entry_size_is_set(e) ? s->la.archive_entry_size(e) : -1;
             return 0;
         }
-        if (archive_read_data_skip(s->a) < ARCHIVE_WARN)
+        if (s->la.archive_read_data_skip(s->a) < ARCHIVE_WARN)
             return archive_failed(s, err);
     }
+}
+
+static int load_libarchive(struct libarchive *la, struct bk_error *err)
+{
+#define SYMBOL(fn) {#fn, offsetof(struct libarchive, fn)},
+    static const struct bk_dynlib_symbol symbols[] = {LIBARCHIVE_FUNCTIONS(SYMBOL)};
+#undef SYMBOL
+    return bk_dynlib_open(BK_ARCHIVE_SONAME, "tar and zip images", symbols,
+                          sizeof symbols / sizeof *symbols, la, &la->handle, err);
 }
 
 static const struct bk_source_ops archive_source_ops = {
@@ -366,6 +405,8 @@ struct bk_source *bk_decode_archive(struct bk_source *in, struct bk_error *err)
     s->buf = malloc(BUF_BYTES);
     if (!s->buf) {
         bk_error_set(err, BK_E_NOMEM, 0, "out of memory");
+    } else if (load_libarchive(&s->la, err) < 0) {
+        bk_error_prefix(err, "%s", s->pub.name);
     } else if (open_archive(s, err) == 0) {
         return &s->pub;
     }

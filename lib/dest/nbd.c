@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/dynlib.h"
 #include "common/options.h"
 #include "common/util.h"
 
@@ -25,7 +26,41 @@
 /* A server that answers nothing for this long is taken as gone. */
 #define NBD_STALL_MS 60000
 
+#define LIBNBD_FUNCTIONS(X)                                                                        \
+    X(nbd_aio_flush)                                                                               \
+    X(nbd_aio_is_closed)                                                                           \
+    X(nbd_aio_is_dead)                                                                             \
+    X(nbd_aio_is_processing)                                                                       \
+    X(nbd_aio_is_ready)                                                                            \
+    X(nbd_aio_pwrite)                                                                              \
+    X(nbd_can_flush)                                                                               \
+    X(nbd_can_trim)                                                                                \
+    X(nbd_can_zero)                                                                                \
+    X(nbd_close)                                                                                   \
+    X(nbd_connect_command)                                                                         \
+    X(nbd_connect_uri)                                                                             \
+    X(nbd_create)                                                                                  \
+    X(nbd_flush)                                                                                   \
+    X(nbd_get_block_size)                                                                          \
+    X(nbd_get_errno)                                                                               \
+    X(nbd_get_error)                                                                               \
+    X(nbd_get_size)                                                                                \
+    X(nbd_is_read_only)                                                                            \
+    X(nbd_poll)                                                                                    \
+    X(nbd_pread)                                                                                   \
+    X(nbd_set_uri_allow_local_file)                                                                \
+    X(nbd_shutdown)                                                                                \
+    X(nbd_trim)                                                                                    \
+    X(nbd_zero)
+
+/* libnbd, loaded when the first NBD export is opened. */
+struct libnbd {
+    void *handle;
+    LIBNBD_FUNCTIONS(BK_DYNLIB_MEMBER)
+};
+
 struct nbd_dest {
+    struct libnbd lib;
     struct nbd_handle *h;
     uint64_t max_request;
     bool can_flush;
@@ -53,14 +88,14 @@ struct nbd_reason {
     char text[512];
 };
 
-static const char *nbd_reason(struct nbd_reason *r)
+static const char *nbd_reason(const struct nbd_dest *nd, struct nbd_reason *r)
 {
-    const char *m = nbd_get_error();
+    const char *m = nd->lib.nbd_get_error();
     if (!m)
         return "unknown error";
     const char *colon = strstr(m, ": ");
     snprintf(r->text, sizeof r->text, "%s", strncmp(m, "nbd_", 4) == 0 && colon ? colon + 2 : m);
-    int e = nbd_get_errno();
+    int e = nd->lib.nbd_get_errno();
     if (e) {
         char buf[128];
         const char *say = strerror_r(e, buf, sizeof buf);
@@ -76,10 +111,10 @@ static int command_failed(struct bk_dest *d, const char *what, struct bk_error *
 {
     struct nbd_dest *nd = d->priv;
     struct nbd_reason why;
-    int e = nbd_get_errno();
-    if (nbd_aio_is_dead(nd->h) || nbd_aio_is_closed(nd->h))
+    int e = nd->lib.nbd_get_errno();
+    if (nd->lib.nbd_aio_is_dead(nd->h) || nd->lib.nbd_aio_is_closed(nd->h))
         return bk_error_set(err, BK_E_IO, e, "%s: the connection was lost during the %s: %s",
-                            d->name, what, nbd_reason(&why));
+                            d->name, what, nbd_reason(nd, &why));
     return bk_error_set(err, BK_E_IO, e, "%s: the server failed the %s", d->name, what);
 }
 
@@ -122,9 +157,10 @@ static int wait_in_flight(struct bk_dest *d, unsigned requests, uint64_t bytes,
     struct nbd_dest *nd = d->priv;
     int idle_ms = 0;
     while (nd->requests > requests || nd->bytes > bytes) {
-        int r = nbd_poll(nd->h, 1000);
+        int r = nd->lib.nbd_poll(nd->h, 1000);
         if (r < 0)
-            return bk_error_set(err, BK_E_IO, nbd_get_errno(), "%s: %s", d->name, nbd_reason(&why));
+            return bk_error_set(err, BK_E_IO, nd->lib.nbd_get_errno(), "%s: %s", d->name,
+                                nbd_reason(nd, &why));
         idle_ms = r == 0 ? idle_ms + 1000 : 0;
         if (idle_ms >= NBD_STALL_MS)
             return bk_error_set(err, BK_E_IO, ETIMEDOUT,
@@ -154,10 +190,10 @@ static int nbd_dest_write(struct bk_dest *d, const void *buf, size_t len, uint64
         nd->bytes += n;
         nbd_completion_callback cb = {
             .callback = request_done, .user_data = r, .free = request_free};
-        if (nbd_aio_pwrite(nd->h, r->data, n, offset, cb, 0) < 0)
-            return bk_error_set(err, BK_E_IO, nbd_get_errno(),
+        if (nd->lib.nbd_aio_pwrite(nd->h, r->data, n, offset, cb, 0) < 0)
+            return bk_error_set(err, BK_E_IO, nd->lib.nbd_get_errno(),
                                 "%s: cannot send the write of %zu bytes at byte %" PRIu64 ": %s",
-                                d->name, n, offset, nbd_reason(&why));
+                                d->name, n, offset, nbd_reason(nd, &why));
         p += n;
         offset += n;
         len -= n;
@@ -178,7 +214,7 @@ static int nbd_dest_read(struct bk_dest *d, void *buf, size_t len, uint64_t offs
     uint8_t *p = buf;
     while (*got < len) {
         size_t n = (size_t)bk_min_u64(len - *got, nd->max_request);
-        if (nbd_pread(nd->h, p + *got, n, offset + *got, 0) < 0) {
+        if (nd->lib.nbd_pread(nd->h, p + *got, n, offset + *got, 0) < 0) {
             char what[64];
             snprintf(what, sizeof what, "read of %zu bytes at byte %" PRIu64, n, offset + *got);
             return command_failed(d, what, err);
@@ -194,7 +230,7 @@ static int nbd_dest_flush(struct bk_dest *d, struct bk_error *err)
     if (wait_in_flight(d, 0, 0, err) < 0)
         return -1;
     /* A server without flush has nothing to make durable, or no way to: either way done. */
-    if (nd->can_flush && nbd_flush(nd->h, 0) < 0)
+    if (nd->can_flush && nd->lib.nbd_flush(nd->h, 0) < 0)
         return command_failed(d, "flush", err);
     return 0;
 }
@@ -214,12 +250,14 @@ static int range_command(struct bk_dest *d,
 
 static int nbd_dest_zero(struct bk_dest *d, uint64_t offset, uint64_t len, struct bk_error *err)
 {
-    return range_command(d, nbd_zero, "zeroing", offset, len, err);
+    const struct nbd_dest *nd = d->priv;
+    return range_command(d, nd->lib.nbd_zero, "zeroing", offset, len, err);
 }
 
 static int nbd_dest_discard(struct bk_dest *d, uint64_t offset, uint64_t len, struct bk_error *err)
 {
-    return range_command(d, nbd_trim, "discard", offset, len, err);
+    const struct nbd_dest *nd = d->priv;
+    return range_command(d, nd->lib.nbd_trim, "discard", offset, len, err);
 }
 
 static int flush_sent(void *user_data, int *error)
@@ -234,22 +272,25 @@ static void nbd_dest_start_writeback(struct bk_dest *d)
 {
     struct nbd_dest *nd = d->priv;
     if (nd->can_flush)
-        nbd_aio_flush(nd->h, (nbd_completion_callback){.callback = flush_sent}, 0);
+        nd->lib.nbd_aio_flush(nd->h, (nbd_completion_callback){.callback = flush_sent}, 0);
 }
 
 static void nbd_dest_close(struct bk_dest *d)
 {
     struct nbd_dest *nd = d->priv;
+    if (!nd)
+        return;
     if (nd->h) {
         /* Replies still due are waited for briefly; a dead server is not waited for. */
         struct bk_error ignored;
         bk_error_clear(&ignored);
-        if (nbd_aio_is_ready(nd->h) || nbd_aio_is_processing(nd->h)) {
+        if (nd->lib.nbd_aio_is_ready(nd->h) || nd->lib.nbd_aio_is_processing(nd->h)) {
             if (wait_in_flight(d, 0, 0, &ignored) == 0)
-                nbd_shutdown(nd->h, 0);
+                nd->lib.nbd_shutdown(nd->h, 0);
         }
-        nbd_close(nd->h);
+        nd->lib.nbd_close(nd->h);
     }
+    bk_dynlib_close(nd->lib.handle);
     free(nd);
 }
 
@@ -269,27 +310,36 @@ static int describe_export(struct bk_dest *d, uint64_t image_size, struct bk_err
 {
     struct nbd_reason why;
     struct nbd_dest *nd = d->priv;
-    int64_t size = nbd_get_size(nd->h);
+    int64_t size = nd->lib.nbd_get_size(nd->h);
     if (size < 0)
-        return bk_error_set(err, BK_E_IO, nbd_get_errno(), "%s: cannot get the export's size: %s",
-                            d->name, nbd_reason(&why));
+        return bk_error_set(err, BK_E_IO, nd->lib.nbd_get_errno(),
+                            "%s: cannot get the export's size: %s", d->name, nbd_reason(nd, &why));
     d->size = (uint64_t)size;
-    if (nbd_is_read_only(nd->h) == 1)
+    if (nd->lib.nbd_is_read_only(nd->h) == 1)
         return bk_error_set(err, BK_E_REFUSED, 0, "%s: the export is read-only", d->name);
     if (d->size < image_size)
         return bk_error_set(err, BK_E_REFUSED, 0,
                             "destination %s is too small: %" PRIu64
                             " bytes, the image needs %" PRIu64 "; nothing was written",
                             d->name, d->size, image_size);
-    int64_t max = nbd_get_block_size(nd->h, LIBNBD_SIZE_MAXIMUM);
+    int64_t max = nd->lib.nbd_get_block_size(nd->h, LIBNBD_SIZE_MAXIMUM);
     nd->max_request = max > 0 ? bk_min_u64((uint64_t)max, NBD_REQUEST_CAP) : NBD_REQUEST_CAP;
-    nd->can_flush = nbd_can_flush(nd->h) == 1;
+    nd->can_flush = nd->lib.nbd_can_flush(nd->h) == 1;
     d->caps = BK_DEST_CAN_READ | BK_DEST_IS_DISK;
-    if (nbd_can_zero(nd->h) == 1)
+    if (nd->lib.nbd_can_zero(nd->h) == 1)
         d->caps |= BK_DEST_CAN_ZERO;
-    if (nbd_can_trim(nd->h) == 1)
+    if (nd->lib.nbd_can_trim(nd->h) == 1)
         d->caps |= BK_DEST_CAN_DISCARD;
     return 0;
+}
+
+static int load_libnbd(struct libnbd *lib, struct bk_error *err)
+{
+#define SYMBOL(fn) {#fn, offsetof(struct libnbd, fn)},
+    static const struct bk_dynlib_symbol symbols[] = {LIBNBD_FUNCTIONS(SYMBOL)};
+#undef SYMBOL
+    return bk_dynlib_open(BK_NBD_SONAME, "NBD exports", symbols, sizeof symbols / sizeof *symbols,
+                          lib, &lib->handle, err);
 }
 
 /* A destination for NAME with a fresh handle, not yet connected. */
@@ -312,9 +362,15 @@ static struct bk_dest *nbd_dest_new(const char *name, const struct bk_dest_optio
     if (!d)
         return NULL;
     d->priv = nd;
-    nd->h = nbd_create();
+    if (load_libnbd(&nd->lib, err) < 0) {
+        bk_error_prefix(err, "%s", name);
+        bk_dest_close(d);
+        return NULL;
+    }
+    nd->h = nd->lib.nbd_create();
     if (!nd->h) {
-        bk_error_set(err, BK_E_NOMEM, nbd_get_errno(), "%s: %s", name, nbd_reason(&why));
+        bk_error_set(err, BK_E_NOMEM, nd->lib.nbd_get_errno(), "%s: %s", name,
+                     nbd_reason(nd, &why));
         bk_dest_close(d);
         return NULL;
     }
@@ -330,10 +386,10 @@ struct bk_dest *bk_dest_open_nbd_uri(const char *uri, uint64_t image_size,
         return NULL;
     struct nbd_dest *nd = d->priv;
     /* The user named the TLS key file in the URI: reading it is what was asked for. */
-    nbd_set_uri_allow_local_file(nd->h, true);
-    if (nbd_connect_uri(nd->h, uri) < 0) {
-        bk_error_set(err, BK_E_IO, nbd_get_errno(), "cannot connect to %s: %s", uri,
-                     nbd_reason(&why));
+    nd->lib.nbd_set_uri_allow_local_file(nd->h, true);
+    if (nd->lib.nbd_connect_uri(nd->h, uri) < 0) {
+        bk_error_set(err, BK_E_IO, nd->lib.nbd_get_errno(), "cannot connect to %s: %s", uri,
+                     nbd_reason(nd, &why));
         bk_dest_close(d);
         return NULL;
     }
@@ -359,9 +415,9 @@ struct bk_dest *bk_dest_open_nbd_command(char *const *argv, const char *name, ui
     if (!d)
         return NULL;
     struct nbd_dest *nd = d->priv;
-    if (nbd_connect_command(nd->h, (char **)argv) < 0) {
-        bk_error_set(err, BK_E_IO, nbd_get_errno(), "cannot connect to %s through %s: %s", name,
-                     argv[0], nbd_reason(&why));
+    if (nd->lib.nbd_connect_command(nd->h, (char **)argv) < 0) {
+        bk_error_set(err, BK_E_IO, nd->lib.nbd_get_errno(), "cannot connect to %s through %s: %s",
+                     name, argv[0], nbd_reason(nd, &why));
         bk_dest_close(d);
         return NULL;
     }

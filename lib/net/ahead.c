@@ -114,7 +114,7 @@ static size_t on_data(char *data, size_t size, size_t count, void *ctx)
     uint64_t at = r->r.start + r->filled;
     if (!x->checked && a->net->http) {
         long code = 0;
-        curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &code);
+        a->net->lib.curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &code);
         if (net_check_response(a->net, &x->resp, code, at, &x->fail) < 0)
             return 0;
     }
@@ -142,11 +142,11 @@ static void launch(struct bk_net_ahead *a, struct xfer *x)
     struct arun *r = x->run;
     char range[64];
     snprintf(range, sizeof range, "%" PRIu64 "-%" PRIu64, r->r.start + r->filled, r->r.end - 1);
-    curl_easy_setopt(x->easy, CURLOPT_RANGE, range);
+    a->net->lib.curl_easy_setopt(x->easy, CURLOPT_RANGE, range);
     x->checked = x->backing_off = false;
     x->errbuf[0] = '\0';
     bk_error_clear(&x->fail);
-    if (curl_multi_add_handle(a->multi, x->easy) != CURLM_OK) {
+    if (a->net->lib.curl_multi_add_handle(a->multi, x->easy) != CURLM_OK) {
         bk_error_set(&r->error, BK_E_NOMEM, 0, "%s: cannot start a transfer", a->net->name);
         r->state = RUN_FAILED;
         a->fail = r->error;
@@ -219,7 +219,7 @@ static void schedule(struct bk_net_ahead *a)
 /* X's transfer ended with RC: its run is complete, retried later, or failed. */
 static void finished(struct bk_net_ahead *a, struct xfer *x, CURLcode rc)
 {
-    curl_multi_remove_handle(a->multi, x->easy);
+    a->net->lib.curl_multi_remove_handle(a->multi, x->easy);
     x->attached = false;
     pthread_mutex_lock(&a->lock);
     struct arun *r = x->run;
@@ -275,17 +275,17 @@ static void *ahead_main(void *arg)
         int ms = sleep_ms(a);
         pthread_mutex_unlock(&a->lock);
         int running = 0;
-        curl_multi_perform(a->multi, &running);
+        a->net->lib.curl_multi_perform(a->multi, &running);
         CURLMsg *m;
         int left;
-        while ((m = curl_multi_info_read(a->multi, &left)) != NULL) {
+        while ((m = a->net->lib.curl_multi_info_read(a->multi, &left)) != NULL) {
             if (m->msg != CURLMSG_DONE)
                 continue;
             struct xfer *x = NULL;
-            curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&x);
+            a->net->lib.curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&x);
             finished(a, x, m->data.result);
         }
-        curl_multi_poll(a->multi, NULL, 0, ms, NULL);
+        a->net->lib.curl_multi_poll(a->multi, NULL, 0, ms, NULL);
         pthread_mutex_lock(&a->lock);
     }
     pthread_mutex_unlock(&a->lock);
@@ -315,7 +315,7 @@ static void want(struct bk_net_ahead *a, struct arun *r)
             return;
     if (a->nwants < WANTS_MAX) {
         a->wants[a->nwants++] = k;
-        curl_multi_wakeup(a->multi);
+        a->net->lib.curl_multi_wakeup(a->multi);
     }
 }
 
@@ -339,7 +339,7 @@ int bk_net_ahead_read(struct bk_net_ahead *a, void *buf, size_t len, uint64_t of
             r->taken += n;
             if (r->state == RUN_DONE && r->taken >= r->r.useful) {
                 free_run(a, r);
-                curl_multi_wakeup(a->multi); /* room for the next run */
+                a->net->lib.curl_multi_wakeup(a->multi); /* room for the next run */
             }
             rc = 0;
             break;
@@ -369,15 +369,15 @@ void bk_net_ahead_stop(struct bk_net_ahead *a)
         pthread_mutex_lock(&a->lock);
         a->stop = true;
         pthread_mutex_unlock(&a->lock);
-        curl_multi_wakeup(a->multi);
+        a->net->lib.curl_multi_wakeup(a->multi);
         pthread_join(a->thread, NULL);
     }
     for (unsigned i = 0; i < a->nxfers; i++) {
         struct xfer *x = &a->xfers[i];
         if (x->attached)
-            curl_multi_remove_handle(a->multi, x->easy);
+            a->net->lib.curl_multi_remove_handle(a->multi, x->easy);
         if (x->easy)
-            curl_easy_cleanup(x->easy);
+            a->net->lib.curl_easy_cleanup(x->easy);
     }
     for (size_t i = 0; i < a->nruns; i++)
         free(a->runs[i].buf);
@@ -387,7 +387,7 @@ void bk_net_ahead_stop(struct bk_net_ahead *a)
         free(b);
     }
     if (a->multi)
-        curl_multi_cleanup(a->multi);
+        a->net->lib.curl_multi_cleanup(a->multi);
     pthread_mutex_destroy(&a->lock);
     pthread_cond_destroy(&a->arrived);
     free(a->xfers);
@@ -433,16 +433,16 @@ static int make_xfers(struct bk_net_ahead *a)
     for (unsigned i = 0; i < n; i++) {
         struct xfer *x = &a->xfers[i];
         x->a = a;
-        if (!(x->easy = curl_easy_init()))
+        if (!(x->easy = a->net->lib.curl_easy_init()))
             return -1;
         net_setup_easy(a->net, x->easy, x->errbuf);
-        curl_easy_setopt(x->easy, CURLOPT_HEADERFUNCTION, on_header);
-        curl_easy_setopt(x->easy, CURLOPT_HEADERDATA, x);
-        curl_easy_setopt(x->easy, CURLOPT_WRITEFUNCTION, on_data);
-        curl_easy_setopt(x->easy, CURLOPT_WRITEDATA, x);
-        curl_easy_setopt(x->easy, CURLOPT_PRIVATE, x);
+        a->net->lib.curl_easy_setopt(x->easy, CURLOPT_HEADERFUNCTION, on_header);
+        a->net->lib.curl_easy_setopt(x->easy, CURLOPT_HEADERDATA, x);
+        a->net->lib.curl_easy_setopt(x->easy, CURLOPT_WRITEFUNCTION, on_data);
+        a->net->lib.curl_easy_setopt(x->easy, CURLOPT_WRITEDATA, x);
+        a->net->lib.curl_easy_setopt(x->easy, CURLOPT_PRIVATE, x);
         /* Larger reads from the socket: fewer calls and fewer wake-ups of the readers. */
-        curl_easy_setopt(x->easy, CURLOPT_BUFFERSIZE, (long)RECV_BYTES);
+        a->net->lib.curl_easy_setopt(x->easy, CURLOPT_BUFFERSIZE, (long)RECV_BYTES);
     }
     return 0;
 }
@@ -458,13 +458,14 @@ struct bk_net_ahead *bk_net_ahead_start(struct bk_net *n, const uint64_t (*areas
     a->net = n;
     pthread_mutex_init(&a->lock, NULL);
     pthread_cond_init(&a->arrived, NULL);
-    if (!(a->multi = curl_multi_init()) || make_runs(a, areas, count) < 0 || make_xfers(a) < 0) {
+    if (!(a->multi = a->net->lib.curl_multi_init()) || make_runs(a, areas, count) < 0 ||
+        make_xfers(a) < 0) {
         bk_net_ahead_stop(a);
         bk_error_set(err, BK_E_NOMEM, 0, "out of memory");
         return NULL;
     }
     /* Connections are reused between the transfers, up to one per transfer in flight. */
-    curl_multi_setopt(a->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)a->nxfers);
+    a->net->lib.curl_multi_setopt(a->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)a->nxfers);
     int e = pthread_create(&a->thread, NULL, ahead_main, a);
     if (e != 0) {
         bk_net_ahead_stop(a);

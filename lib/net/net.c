@@ -35,7 +35,7 @@ static int check_response(struct bk_net *n)
     if (!n->http)
         return 0;
     long code = 0;
-    curl_easy_getinfo(n->easy, CURLINFO_RESPONSE_CODE, &code);
+    n->lib.curl_easy_getinfo(n->easy, CURLINFO_RESPONSE_CODE, &code);
     if (n->probing) {
         bool partial = code == 206 && n->resp.has_range;
         n->probing = false;
@@ -48,7 +48,7 @@ static int check_response(struct bk_net *n)
                 n->end = (uint64_t)n->size;
         } else {
             curl_off_t len = -1;
-            curl_easy_getinfo(n->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &len);
+            n->lib.curl_easy_getinfo(n->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &len);
             n->size = len;
             n->end = UINT64_MAX;
         }
@@ -102,7 +102,7 @@ static size_t on_data(char *data, size_t size, size_t count, void *ctx)
 static void detach(struct bk_net *n)
 {
     if (n->attached)
-        curl_multi_remove_handle(n->multi, n->easy);
+        n->lib.curl_multi_remove_handle(n->multi, n->easy);
     n->attached = n->active = n->paused = n->done = false;
     n->head = n->tail = 0;
 }
@@ -122,8 +122,8 @@ static int launch(struct bk_net *n, struct bk_error *err)
         snprintf(range, sizeof range, "%" PRIu64 "-%" PRIu64, from, n->end - 1);
     else
         snprintf(range, sizeof range, "%" PRIu64 "-", from);
-    curl_easy_setopt(n->easy, CURLOPT_RANGE, n->ranges || n->probing ? range : NULL);
-    if (curl_multi_add_handle(n->multi, n->easy) != CURLM_OK)
+    n->lib.curl_easy_setopt(n->easy, CURLOPT_RANGE, n->ranges || n->probing ? range : NULL);
+    if (n->lib.curl_multi_add_handle(n->multi, n->easy) != CURLM_OK)
         return bk_error_set(err, BK_E_NOMEM, 0, "%s: cannot start a transfer", n->name);
     n->attached = n->active = true;
     return 0;
@@ -155,21 +155,21 @@ static int pump(struct bk_net *n, struct bk_error *err)
         if (!n->done) {
             if (n->paused) {
                 n->paused = false;
-                curl_easy_pause(n->easy, CURLPAUSE_CONT);
+                n->lib.curl_easy_pause(n->easy, CURLPAUSE_CONT);
                 continue;
             }
             int running = 0;
-            if (curl_multi_perform(n->multi, &running) != CURLM_OK)
+            if (n->lib.curl_multi_perform(n->multi, &running) != CURLM_OK)
                 return bk_error_set(err, BK_E_IO, 0, "%s: transfer failed", n->name);
             CURLMsg *m;
             int left;
-            while ((m = curl_multi_info_read(n->multi, &left)) != NULL)
+            while ((m = n->lib.curl_multi_info_read(n->multi, &left)) != NULL)
                 if (m->msg == CURLMSG_DONE) {
                     n->done = true;
                     n->result = m->data.result;
                 }
             if (!n->done && n->head == n->tail && !n->paused)
-                curl_multi_poll(n->multi, NULL, 0, 1000, NULL);
+                n->lib.curl_multi_poll(n->multi, NULL, 0, 1000, NULL);
             continue;
         }
         /* Ended with nothing left to hand out. */
@@ -242,33 +242,63 @@ static void redacted(const char *url, char **out)
 static void setup(struct bk_net *n)
 {
     net_setup_easy(n, n->easy, n->errbuf);
-    curl_easy_setopt(n->easy, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(n->easy, CURLOPT_HEADERDATA, n);
-    curl_easy_setopt(n->easy, CURLOPT_WRITEFUNCTION, on_data);
-    curl_easy_setopt(n->easy, CURLOPT_WRITEDATA, n);
+    n->lib.curl_easy_setopt(n->easy, CURLOPT_HEADERFUNCTION, on_header);
+    n->lib.curl_easy_setopt(n->easy, CURLOPT_HEADERDATA, n);
+    n->lib.curl_easy_setopt(n->easy, CURLOPT_WRITEFUNCTION, on_data);
+    n->lib.curl_easy_setopt(n->easy, CURLOPT_WRITEDATA, n);
+}
+
+static int load_libcurl(struct libcurl *lib, struct bk_error *err)
+{
+#define SYMBOL(fn) {#fn, offsetof(struct libcurl, fn)},
+    static const struct bk_dynlib_symbol symbols[] = {LIBCURL_FUNCTIONS(SYMBOL)};
+#undef SYMBOL
+    return bk_dynlib_open(BK_CURL_SONAME, "URLs", symbols, sizeof symbols / sizeof *symbols, lib,
+                          &lib->handle, err);
+}
+
+/* The handle with libcurl loaded and its global state referenced, else NULL and ERR. */
+static struct bk_net *net_alloc(const char *url, struct bk_error *err)
+{
+    struct bk_net *n = calloc(1, sizeof *n);
+    if (n)
+        redacted(url, &n->name);
+    if (!n || !n->name) {
+        free(n);
+        bk_error_set(err, BK_E_NOMEM, 0, "out of memory");
+        return NULL;
+    }
+    if (load_libcurl(&n->lib, err) < 0) {
+        bk_error_prefix(err, "%s", n->name);
+        bk_net_close(n);
+        return NULL;
+    }
+    if (n->lib.curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        bk_error_set(err, BK_E_NOMEM, 0, "%s: cannot set up libcurl", n->name);
+        bk_net_close(n);
+        return NULL;
+    }
+    n->curl_ready = true;
+    return n;
 }
 
 static struct bk_net *net_new(const char *url, const struct bk_net_options *o, struct bk_error *err)
 {
-    struct bk_net *n = calloc(1, sizeof *n);
-    if (!n || curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-        free(n);
-        bk_error_set(err, BK_E_NOMEM, 0, "cannot set up libcurl");
+    struct bk_net *n = net_alloc(url, err);
+    if (!n)
         return NULL;
-    }
     if (o)
         n->o = *o;
     else
         bk_net_options_default(&n->o);
     n->url = strdup(url);
-    redacted(url, &n->name);
     n->cap = BUF_CAP;
     n->buf = malloc(n->cap);
-    n->easy = curl_easy_init();
-    n->multi = curl_multi_init();
+    n->easy = n->lib.curl_easy_init();
+    n->multi = n->lib.curl_multi_init();
     n->size = -1;
     n->http = strncasecmp(url, "http", 4) == 0;
-    if (!n->url || !n->name || !n->buf || !n->easy || !n->multi) {
+    if (!n->url || !n->buf || !n->easy || !n->multi) {
         bk_net_close(n);
         bk_error_set(err, BK_E_NOMEM, 0, "out of memory");
         return NULL;
@@ -280,15 +310,15 @@ static struct bk_net *net_new(const char *url, const struct bk_net_options *o, s
 /* FTP: the size and time from SIZE and MDTM; REST gives every range. */
 static int probe_ftp(struct bk_net *n, struct bk_error *err)
 {
-    curl_easy_setopt(n->easy, CURLOPT_NOBODY, 1L);
-    curl_easy_setopt(n->easy, CURLOPT_FILETIME, 1L);
-    CURLcode rc = curl_easy_perform(n->easy);
-    curl_easy_setopt(n->easy, CURLOPT_NOBODY, 0L);
+    n->lib.curl_easy_setopt(n->easy, CURLOPT_NOBODY, 1L);
+    n->lib.curl_easy_setopt(n->easy, CURLOPT_FILETIME, 1L);
+    CURLcode rc = n->lib.curl_easy_perform(n->easy);
+    n->lib.curl_easy_setopt(n->easy, CURLOPT_NOBODY, 0L);
     if (rc != CURLE_OK)
         return transfer_error(n, rc, 0, err);
     curl_off_t len = -1, t = -1;
-    curl_easy_getinfo(n->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &len);
-    curl_easy_getinfo(n->easy, CURLINFO_FILETIME_T, &t);
+    n->lib.curl_easy_getinfo(n->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &len);
+    n->lib.curl_easy_getinfo(n->easy, CURLINFO_FILETIME_T, &t);
     n->size = len;
     n->ranges = len >= 0;
     return 0;
@@ -312,7 +342,7 @@ struct bk_net *bk_net_open(const char *url, const struct bk_net_options *o, uint
             /* An empty file: no byte to check the response on. */
             n->probing = false;
             curl_off_t len = -1;
-            curl_easy_getinfo(n->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &len);
+            n->lib.curl_easy_getinfo(n->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &len);
             n->size = len;
         }
     } else {
@@ -364,14 +394,16 @@ void bk_net_close(struct bk_net *n)
     if (n->easy && n->multi)
         detach(n);
     if (n->multi)
-        curl_multi_cleanup(n->multi);
+        n->lib.curl_multi_cleanup(n->multi);
     if (n->easy)
-        curl_easy_cleanup(n->easy);
+        n->lib.curl_easy_cleanup(n->easy);
     free(n->buf);
     free(n->url);
     free(n->name);
+    if (n->curl_ready)
+        n->lib.curl_global_cleanup();
+    bk_dynlib_close(n->lib.handle);
     free(n);
-    curl_global_cleanup();
 }
 
 int bk_net_exists(const char *url, const struct bk_net_options *o, struct bk_error *err)
@@ -379,8 +411,8 @@ int bk_net_exists(const char *url, const struct bk_net_options *o, struct bk_err
     struct bk_net *n = net_new(url, o, err);
     if (!n)
         return -1;
-    curl_easy_setopt(n->easy, CURLOPT_NOBODY, 1L);
-    CURLcode rc = curl_easy_perform(n->easy);
+    n->lib.curl_easy_setopt(n->easy, CURLOPT_NOBODY, 1L);
+    CURLcode rc = n->lib.curl_easy_perform(n->easy);
     int out = 1;
     if (rc != CURLE_OK) {
         struct bk_error e;

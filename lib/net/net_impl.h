@@ -6,9 +6,12 @@
 #ifndef BMAPKIT_NET_IMPL_H
 #define BMAPKIT_NET_IMPL_H
 
+/* Calls go through the table below, which curl's checking macros cannot wrap. */
+#define CURL_DISABLE_TYPECHECK
 #include <curl/curl.h>
 #include <stdatomic.h>
 
+#include "common/dynlib.h"
 #include "net/net.h"
 
 enum { NET_FIELD = 256 };
@@ -22,7 +25,35 @@ struct net_response {
     int64_t range_total;
 };
 
+#define LIBCURL_FUNCTIONS(X)                                                                       \
+    X(curl_easy_cleanup)                                                                           \
+    X(curl_easy_getinfo)                                                                           \
+    X(curl_easy_init)                                                                              \
+    X(curl_easy_pause)                                                                             \
+    X(curl_easy_perform)                                                                           \
+    X(curl_easy_setopt)                                                                            \
+    X(curl_easy_strerror)                                                                          \
+    X(curl_global_cleanup)                                                                         \
+    X(curl_global_init)                                                                            \
+    X(curl_multi_add_handle)                                                                       \
+    X(curl_multi_cleanup)                                                                          \
+    X(curl_multi_info_read)                                                                        \
+    X(curl_multi_init)                                                                             \
+    X(curl_multi_perform)                                                                          \
+    X(curl_multi_poll)                                                                             \
+    X(curl_multi_remove_handle)                                                                    \
+    X(curl_multi_setopt)                                                                           \
+    X(curl_multi_wakeup)
+
+/* libcurl, loaded when the first URL is opened. */
+struct libcurl {
+    void *handle;
+    LIBCURL_FUNCTIONS(BK_DYNLIB_MEMBER)
+};
+
 struct bk_net {
+    struct libcurl lib;
+    bool curl_ready; /* holds a reference to curl_global_init */
     CURLM *multi;
     CURL *easy;
     char *url;

@@ -83,7 +83,7 @@ bool net_transient(const struct bk_net *n, CURL *e, CURLcode rc)
     long code = 0;
     switch (rc) {
     case CURLE_HTTP_RETURNED_ERROR:
-        curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &code);
+        n->lib.curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &code);
         return code >= 500;
     case CURLE_PARTIAL_FILE:
     case CURLE_RECV_ERROR:
@@ -106,7 +106,7 @@ int net_transfer_error(const struct bk_net *n, CURL *e, CURLcode rc, const char 
                        unsigned tries, struct bk_error *err)
 {
     long code = 0;
-    curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &code);
+    n->lib.curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &code);
     char again[64] = "";
     if (tries > 0)
         snprintf(again, sizeof again, " (tried %u times)", tries + 1);
@@ -116,7 +116,8 @@ int net_transfer_error(const struct bk_net *n, CURL *e, CURLcode rc, const char 
                               n->name, code, again, net_received(n));
     else
         rc_out = bk_error_set(err, BK_E_IO, 0, "%s: %s%s, %" PRIu64 " bytes received", n->name,
-                              errbuf[0] ? errbuf : curl_easy_strerror(rc), again, net_received(n));
+                              errbuf[0] ? errbuf : n->lib.curl_easy_strerror(rc), again,
+                              net_received(n));
     if (err && (rc == CURLE_REMOTE_FILE_NOT_FOUND || code == 404 || code == 410))
         err->sys_errno = ENOENT;
     return rc_out;
@@ -124,21 +125,21 @@ int net_transfer_error(const struct bk_net *n, CURL *e, CURLcode rc, const char 
 
 void net_setup_easy(const struct bk_net *n, CURL *e, char *errbuf)
 {
-    curl_easy_setopt(e, CURLOPT_URL, n->url);
-    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https,ftp,ftps");
-    curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https,ftp,ftps");
-    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 1L);
-    curl_easy_setopt(e, CURLOPT_MAXREDIRS, 10L);
-    curl_easy_setopt(e, CURLOPT_FAILONERROR, 1L);
-    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_NETRC, (long)CURL_NETRC_OPTIONAL);
-    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, n->o.connect_timeout_ms);
-    curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L);
-    curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, n->o.stall_seconds);
-    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, errbuf);
-    curl_easy_setopt(e, CURLOPT_USERAGENT, "bmapkit");
+    n->lib.curl_easy_setopt(e, CURLOPT_URL, n->url);
+    n->lib.curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https,ftp,ftps");
+    n->lib.curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https,ftp,ftps");
+    n->lib.curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 1L);
+    n->lib.curl_easy_setopt(e, CURLOPT_MAXREDIRS, 10L);
+    n->lib.curl_easy_setopt(e, CURLOPT_FAILONERROR, 1L);
+    n->lib.curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    n->lib.curl_easy_setopt(e, CURLOPT_NETRC, (long)CURL_NETRC_OPTIONAL);
+    n->lib.curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, n->o.connect_timeout_ms);
+    n->lib.curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L);
+    n->lib.curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, n->o.stall_seconds);
+    n->lib.curl_easy_setopt(e, CURLOPT_ERRORBUFFER, errbuf);
+    n->lib.curl_easy_setopt(e, CURLOPT_USERAGENT, "bmapkit");
     /* Bytes as stored: a server's compression would break ranges and sizes. */
-    curl_easy_setopt(e, CURLOPT_HTTP_CONTENT_DECODING, 0L);
+    n->lib.curl_easy_setopt(e, CURLOPT_HTTP_CONTENT_DECODING, 0L);
     if (n->o.ca_file)
-        curl_easy_setopt(e, CURLOPT_CAINFO, n->o.ca_file);
+        n->lib.curl_easy_setopt(e, CURLOPT_CAINFO, n->o.ca_file);
 }

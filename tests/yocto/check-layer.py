@@ -63,6 +63,7 @@ DEP_RECIPES = {
     "udev": "udev",
     "bash-completion": "bash-completion",
     "threads": None,
+    "dl": None,
 }
 
 # Classes that add a recipe to DEPENDS of the target variant.
