@@ -14,7 +14,7 @@ SRC=${1:?usage: debian.sh SOURCE_DIR}
 # machine, not the build's, which meson test puts first.
 unset LD_LIBRARY_PATH
 require_tools git tar dpkg-buildpackage dpkg-parsechangelog dpkg-architecture dpkg-deb \
-    dpkg-query lintian apt-get pkg-config cc objdump cmp python3
+    dpkg-query lintian apt-get pkg-config cc objdump strings cmp python3
 started=$SECONDS
 
 # ours_installed: the names of the bmapkit packages dpkg knows as not purged. Such
@@ -180,6 +180,23 @@ grep -qE "(^|, )$LIB \(>= $UPSTREAM\)" <<<"$value" ||
 value=$(field bmapkit Conflicts)
 [ -z "$value" ] || fail "bmapkit conflicts with '$value'"
 pass "bmapkit-bmaptool: Depends bmapkit (= $VERSION), Provides/Conflicts/Replaces bmap-tools"
+
+# The libraries libbmapkit loads when first needed (libcurl, libnbd, libarchive) are not
+# linked, so dpkg-shlibdeps cannot see them: the package of each must be in Depends.
+lib_depends=$(field "$LIB" Depends | tr ',' '\n' | sed 's/^ *//; s/ .*//')
+loaded=$(strings "$WORK"/lib-x/usr/lib/"$MA"/libbmapkit.so.*.*.* |
+    grep -xE 'lib(curl|nbd|archive)\.so\.[0-9]+' | sort -u)
+[ "$(wc -l <<<"$loaded")" -eq 3 ] || fail "expected three run-time libraries in $soname, found: $loaded"
+for so in $loaded; do
+    pkg=
+    for d in "/usr/lib/$MA" "/lib/$MA"; do
+        pkg=$(owner "$d/$so")
+        [ -z "$pkg" ] || break
+    done
+    [ -n "$pkg" ] || fail "$soname loads $so, which no installed package owns"
+    grep -qxF "$pkg" <<<"$lib_depends" || fail "$soname loads $so (package $pkg), $LIB does not depend on it"
+done
+pass "$LIB depends on the packages of the libraries it loads: $(xargs <<<"$loaded")"
 
 # The -dev package pulls in the development files of everything its pkg-config file
 # names for --cflags (Requires.private) and for static links (Libs.private).

@@ -41,9 +41,14 @@ BMAPKIT_DEFAULT_PACKAGECONFIG = "gpgme curl"
 # The build host's copy only creates bmaps for image builds: no signature checks.
 BMAPKIT_DEFAULT_PACKAGECONFIG:class-native = ""
 PACKAGECONFIG[gpgme] = "-Dgpgme=enabled,-Dgpgme=disabled,gpgme,gnupg-gpg"
-PACKAGECONFIG[curl] = "-Dcurl=enabled,-Dcurl=disabled,curl"
-PACKAGECONFIG[nbd] = "-Dnbd=enabled,-Dnbd=disabled,libnbd"
+PACKAGECONFIG[curl] = "-Dcurl=enabled,-Dcurl=disabled,curl,libcurl"
+PACKAGECONFIG[nbd] = "-Dnbd=enabled,-Dnbd=disabled,libnbd,libnbd"
 PACKAGECONFIG[bmaptool-name] = "-Dinstall_bmaptool_name=true,-Dinstall_bmaptool_name=false"
+
+# libcurl, libnbd and libarchive are loaded when first needed, not linked, so the
+# automatic shared-library dependencies do not see them: they are named here and in
+# the PACKAGECONFIG lines above.
+RDEPENDS:${PN} += "libarchive"
 
 # The switch that makes image builds run bmapkit (README.md): with
 #   PREFERRED_PROVIDER_bmaptool-native = "bmapkit-native"
