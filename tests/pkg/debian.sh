@@ -181,23 +181,6 @@ value=$(field bmapkit Conflicts)
 [ -z "$value" ] || fail "bmapkit conflicts with '$value'"
 pass "bmapkit-bmaptool: Depends bmapkit (= $VERSION), Provides/Conflicts/Replaces bmap-tools"
 
-# The libraries libbmapkit loads when first needed (libcurl, libnbd, libarchive) are not
-# linked, so dpkg-shlibdeps cannot see them: the package of each must be in Depends.
-lib_depends=$(field "$LIB" Depends | tr ',' '\n' | sed 's/^ *//; s/ .*//')
-loaded=$(strings "$WORK"/lib-x/usr/lib/"$MA"/libbmapkit.so.*.*.* |
-    grep -xE 'lib(curl|nbd|archive)\.so\.[0-9]+' | sort -u)
-[ "$(wc -l <<<"$loaded")" -eq 3 ] || fail "expected three run-time libraries in $soname, found: $loaded"
-for so in $loaded; do
-    pkg=
-    for d in "/usr/lib/$MA" "/lib/$MA"; do
-        pkg=$(owner "$d/$so")
-        [ -z "$pkg" ] || break
-    done
-    [ -n "$pkg" ] || fail "$soname loads $so, which no installed package owns"
-    grep -qxF "$pkg" <<<"$lib_depends" || fail "$soname loads $so (package $pkg), $LIB does not depend on it"
-done
-pass "$LIB depends on the packages of the libraries it loads: $(xargs <<<"$loaded")"
-
 # The -dev package pulls in the development files of everything its pkg-config file
 # names for --cflags (Requires.private) and for static links (Libs.private).
 dpkg-deb -x "$(deb libbmapkit-dev)" "$WORK/dev-x"
@@ -239,6 +222,23 @@ for flag in $(sed -n 's/^Libs\.private://p' "$pc"); do
 done
 [ "$checked" -gt 0 ] || fail "$pc names no private requirements, which the library has"
 pass "libbmapkit-dev depends on the $checked packages its bmapkit.pc needs"
+
+# The libraries libbmapkit loads when first needed (libcurl, libnbd, libarchive) are not
+# linked, so dpkg-shlibdeps cannot see them: the package of each must be in Depends.
+lib_depends=$(field "$LIB" Depends | tr ',' '\n' | sed 's/^ *//; s/ .*//')
+loaded=$(strings "$WORK"/lib-x/usr/lib/"$MA"/libbmapkit.so.*.*.* |
+    grep -xE 'lib(curl|nbd|archive)\.so\.[0-9]+' | sort -u)
+[ "$(wc -l <<<"$loaded")" -eq 3 ] || fail "expected three run-time libraries in $soname, found: $loaded"
+for so in $loaded; do
+    pkg=
+    for d in "/usr/lib/$MA" "/lib/$MA"; do
+        pkg=$(owner "$d/$so")
+        [ -z "$pkg" ] || break
+    done
+    [ -n "$pkg" ] || fail "$soname loads $so, which no installed package owns"
+    grep -qxF "$pkg" <<<"$lib_depends" || fail "$soname loads $so (package $pkg), $LIB does not depend on it"
+done
+pass "$LIB depends on the packages of the libraries it loads: $(xargs <<<"$loaded")"
 
 # ---------------------------------------------------------------- replacing bmap-tools
 
