@@ -14,8 +14,11 @@
 /* How far a stream is read past the image's end to find what is wrong with it. */
 #define DRAIN_LIMIT ((uint64_t)64 << 20)
 /* Ranges this long are read side by side where the source allows: a shorter one is
-   hashed while the ring already holds its neighbours, which other hashers check. */
-#define SIDE_BY_SIDE_BYTES ((uint64_t)SLOT_COUNT * SLOT_BYTES / 2)
+   hashed while the ring already holds its neighbours, which other hashers check. It
+   must fit in half of the ring, so that a shorter range is held whole. */
+#define SIDE_BY_SIDE_BYTES ((uint64_t)4 << 20)
+_Static_assert(SIDE_BY_SIDE_BYTES <= (uint64_t)SLOT_COUNT * SLOT_BYTES / 2,
+               "a range read in order must fit in half of the ring");
 /* A lane's turn: one slot, so that hashers of ranges read side by side alternate. */
 #define TURN_BYTES ((uint64_t)SLOT_BYTES)
 

@@ -44,7 +44,8 @@ static void expect_failure(const struct image *img, const struct fault *f, bool 
     mem_disk_free(&disk);
 }
 
-/* Mapped bytes where a fault tells most: the edges of the head, of the slots, of ranges. */
+/* Mapped bytes where a fault tells most: the edges of the head, of 1 and 4 MiB pieces (the
+   head's size and the slots'), of ranges. */
 static const int64_t fault_bytes[] = {
     0,
     511,
@@ -56,6 +57,8 @@ static const int64_t fault_bytes[] = {
     800 * 4096 + 12345,
     (800 + 256) * 4096,
     (800 + 3 * 256) * 4096 + 4095,
+    4 << 20,
+    (4 << 20) + 4095,
 };
 #define FAULT_BYTES (sizeof fault_bytes / sizeof fault_bytes[0])
 
