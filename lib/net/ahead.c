@@ -61,7 +61,7 @@ struct bk_net_ahead {
     size_t pooled;
     size_t wants[WANTS_MAX];
     unsigned nwants, waiting;
-    bool stop, started;
+    bool stop, started, interrupted;
     struct bk_error fail; /* the first run that failed for good */
     pthread_mutex_t lock;
     pthread_cond_t arrived;
@@ -332,6 +332,12 @@ int bk_net_ahead_read(struct bk_net_ahead *a, void *buf, size_t len, uint64_t of
         uint64_t have = r->r.start + r->filled;
         if (r->state == RUN_FREED)
             break;
+        if (a->interrupted) {
+            rc = bk_error_set(err, BK_E_CANCELLED, 0,
+                              "%s: interrupted after %" PRIu64 " bytes received", a->net->name,
+                              net_received(a->net));
+            break;
+        }
         if (have > off) {
             size_t n = (size_t)(have - off < len ? have - off : len);
             memcpy(buf, r->buf + (off - r->r.start), n);
@@ -359,6 +365,14 @@ int bk_net_ahead_read(struct bk_net_ahead *a, void *buf, size_t len, uint64_t of
     }
     pthread_mutex_unlock(&a->lock);
     return rc;
+}
+
+void bk_net_ahead_interrupt(struct bk_net_ahead *a)
+{
+    pthread_mutex_lock(&a->lock);
+    a->interrupted = true;
+    pthread_cond_broadcast(&a->arrived);
+    pthread_mutex_unlock(&a->lock);
 }
 
 void bk_net_ahead_stop(struct bk_net_ahead *a)

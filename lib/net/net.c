@@ -139,11 +139,21 @@ static int transfer_error(struct bk_net *n, CURLcode rc, unsigned tries, struct 
     return net_transfer_error(n, n->easy, rc, n->errbuf, tries, err);
 }
 
-static void nap(long ms)
+/* Wait MS before a retry, in steps short enough that an interrupt is seen. */
+static void nap(const struct bk_net *n, long ms)
 {
-    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
+    for (long left = ms; left > 0 && !atomic_load(&n->interrupted); left -= 100) {
+        long step = left < 100 ? left : 100;
+        struct timespec ts = {.tv_sec = 0, .tv_nsec = step * 1000000L};
+        while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
+        }
     }
+}
+
+void bk_net_interrupt(struct bk_net *n)
+{
+    atomic_store(&n->interrupted, true);
+    n->lib.curl_multi_wakeup(n->multi);
 }
 
 /* Move the transfer on until it has bytes for the caller or ended; retries inside. */
@@ -152,6 +162,10 @@ static int pump(struct bk_net *n, struct bk_error *err)
     unsigned tries = 0;
     long wait = n->o.backoff_ms;
     while (n->head == n->tail && n->active) {
+        if (atomic_load(&n->interrupted))
+            return bk_error_set(err, BK_E_CANCELLED, 0,
+                                "%s: interrupted after %" PRIu64 " bytes received", n->name,
+                                net_received(n));
         if (!n->done) {
             if (n->paused) {
                 n->paused = false;
@@ -186,7 +200,7 @@ static int pump(struct bk_net *n, struct bk_error *err)
         if (!again)
             return transfer_error(n, rc, tries, err);
         tries++;
-        nap(wait);
+        nap(n, wait);
         wait *= 2;
         if (!n->ranges)
             n->discard = n->pos; /* from the start again, dropping what was handed out */

@@ -67,6 +67,12 @@ int bk_net_start(struct bk_net *n, uint64_t start, uint64_t end, struct bk_error
 /* Up to LEN next bytes of the current transfer; *GOT is 0 at its end. */
 int bk_net_pull(struct bk_net *n, void *buf, size_t len, size_t *got, struct bk_error *err);
 
+/*
+ * Make a pull that waits for the server in another thread, and every later one, fail
+ * with BK_E_CANCELLED. Any thread.
+ */
+void bk_net_interrupt(struct bk_net *n);
+
 /* Bytes received from the network so far, retries included. */
 uint64_t bk_net_received(const struct bk_net *n);
 
@@ -90,6 +96,9 @@ struct bk_net_ahead *bk_net_ahead_start(struct bk_net *n, const uint64_t (*areas
  */
 int bk_net_ahead_read(struct bk_net_ahead *a, void *buf, size_t len, uint64_t off, size_t *got,
                       struct bk_error *err);
+
+/* Make a read waiting in another thread, and every later one, fail with BK_E_CANCELLED. */
+void bk_net_ahead_interrupt(struct bk_net_ahead *a);
 
 /* Stop the transfers and free what they hold. */
 void bk_net_ahead_stop(struct bk_net_ahead *a);

@@ -69,6 +69,7 @@ struct bk_net {
     uint64_t discard;    /* bytes to drop (a restart without ranges) */
     /* By every transfer of the handle; other threads read it for progress. */
     _Atomic uint64_t received;
+    _Atomic bool interrupted; /* bk_net_interrupt, from any thread */
     uint8_t *buf;
     size_t head, tail, cap;
     struct bk_error fail; /* a failure the callbacks found */

@@ -104,6 +104,16 @@ int bk_net_ahead_read(struct bk_net_ahead *a, void *buf, size_t len, uint64_t of
     return 1;
 }
 
+void bk_net_interrupt(struct bk_net *n)
+{
+    (void)n;
+}
+
+void bk_net_ahead_interrupt(struct bk_net_ahead *a)
+{
+    (void)a;
+}
+
 void bk_net_ahead_stop(struct bk_net_ahead *a)
 {
     (void)a;

@@ -35,7 +35,8 @@ struct url_source {
     size_t wlen;
     struct bk_area *areas;
     size_t n_areas;
-    struct bk_net_ahead *ahead; /* fetching the planned areas, or NULL */
+    struct bk_net_ahead *ahead; /* fetching the planned areas, or NULL; set under lock */
+    bool interrupted;           /* under lock */
     uint8_t *head;              /* the first request's bytes, kept: formats look there */
     size_t head_len;
 };
@@ -180,8 +181,11 @@ static int url_plan(struct bk_source *src, const struct bk_area *areas, size_t c
     if (count && !copy)
         return bk_error_set(err, BK_E_NOMEM, 0, "out of memory");
     count = count ? tidy_areas(u, areas, count, copy) : 0;
-    bk_net_ahead_stop(u->ahead);
+    pthread_mutex_lock(&u->lock);
+    struct bk_net_ahead *old = u->ahead;
     u->ahead = NULL;
+    pthread_mutex_unlock(&u->lock);
+    bk_net_ahead_stop(old);
     pthread_mutex_lock(&u->lock);
     free(u->areas);
     u->areas = copy;
@@ -196,9 +200,26 @@ static int url_plan(struct bk_source *src, const struct bk_area *areas, size_t c
         pairs[i][0] = copy[i].start;
         pairs[i][1] = copy[i].end;
     }
-    u->ahead = bk_net_ahead_start(u->net, (const uint64_t(*)[2])pairs, count, err);
+    struct bk_net_ahead *a = bk_net_ahead_start(u->net, (const uint64_t(*)[2])pairs, count, err);
     free(pairs);
-    return u->ahead ? 0 : -1;
+    pthread_mutex_lock(&u->lock);
+    u->ahead = a;
+    if (a && u->interrupted)
+        bk_net_ahead_interrupt(a);
+    pthread_mutex_unlock(&u->lock);
+    return a ? 0 : -1;
+}
+
+/* A copy that stops wakes a read waiting for a server that may never answer. */
+static void url_interrupt(const struct bk_source *src)
+{
+    struct url_source *u = src->priv;
+    bk_net_interrupt(u->net);
+    pthread_mutex_lock(&u->lock);
+    u->interrupted = true;
+    if (u->ahead)
+        bk_net_ahead_interrupt(u->ahead);
+    pthread_mutex_unlock(&u->lock);
 }
 
 static void url_close(struct bk_source *src)
@@ -224,6 +245,7 @@ static const struct bk_source_ops url_ops = {
     .pread = url_pread,
     .plan = url_plan,
     .fetched = url_fetched,
+    .interrupt = url_interrupt,
     .close = url_close,
 };
 

@@ -144,6 +144,39 @@ head_absent out
 pass "a server that stalls during the copy, --stall-timeout 2 --retries 1: failed after $t s"
 stop_proxy
 
+# --- (4b) SIGTERM while the server stalls, with the default --stall-timeout (60 s):
+# exit 4 at once, none of the image's head written. A raw image is fetched ahead by
+# several requests (the 3rd and later stall); a gzip image is one stream, pulled in
+# order (it stalls after 200000 bytes).
+gzip -c img >www/img.gz
+# term_during_stall WHAT PATH PROXY-ARGS...
+term_during_stall() {
+    local what=$1 path=$2
+    shift 2
+    proxy --path "$path" "$@"
+    rm -f out
+    $BMAPKIT -q copy --bmap img.bmap "http://127.0.0.1:$pport$path" out 2>term.err &
+    local copy=$! i rc=0
+    for ((i = 0; i < 200; i++)); do
+        grep -q '^STALL' proxy.log && break
+        sleep 0.1
+    done
+    grep -q '^STALL' proxy.log || fail "$what: the proxy did not stall"
+    sleep 0.5
+    kill -0 "$copy" 2>/dev/null || { cat term.err; fail "$what: bmapkit ended before the SIGTERM"; }
+    local t0=$SECONDS
+    kill -TERM "$copy"
+    wait "$copy" || rc=$?
+    local t=$((SECONDS - t0))
+    [ "$rc" -eq 4 ] || { cat term.err; fail "$what: SIGTERM during a stall gave exit status $rc, not 4"; }
+    [ "$t" -le 5 ] || fail "$what: bmapkit took $t s to stop after SIGTERM during a stall"
+    if [ -e out ]; then head_absent out; fi
+    pass "$what: SIGTERM while the server stalls: exit 4 after $t s, no image head"
+    stop_proxy
+}
+term_during_stall "raw image fetched ahead" /img --stall-from 3 --stall-bytes 1000
+term_during_stall "gzip image streamed" /img.gz --stall-from 1 --stall-bytes 200000
+
 # --- (5) a slow server that keeps sending (64 KiB/s a connection): no stall, the copy
 # succeeds. On a terminal 120 columns wide, the bar shows the network's rate.
 rm -f out
