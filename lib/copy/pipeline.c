@@ -6,11 +6,23 @@
 #include <string.h>
 #include <sys/mman.h>
 
+bool pipeline_source_is_local(const struct bk_copy *job)
+{
+    const struct bk_source *s = job->src;
+    if (!job->bmap || !s->seekable || s->decodes)
+        return false;
+    for (; s; s = s->below)
+        if (s->ops->fetched || s->works_ahead)
+            return false;
+    return true;
+}
+
 int pipeline_init(struct pipeline *p, struct bk_copy *job, unsigned hashers, struct bk_error *err)
 {
     memset(p, 0, sizeof *p);
     p->job = job;
     p->nslots = job->ndests > 1 ? MANY_SLOT_COUNT : SLOT_COUNT;
+    p->slot_bytes = pipeline_source_is_local(job) ? WIDE_SLOT_BYTES : SLOT_BYTES;
     ring_init(&p->state, p->nslots, hashers);
     p->head_bytes = job->head_bytes ? job->head_bytes : BK_COPY_HEAD_BYTES;
     pthread_mutex_init(&p->lock, NULL);
@@ -27,7 +39,7 @@ int pipeline_init(struct pipeline *p, struct bk_copy *job, unsigned hashers, str
         p->writers[w] = (struct writer_arg){p, (unsigned)w, 0};
     /* The slots and the scratch buffer in one block on huge pages where the kernel
        offers them: a few page faults instead of one per 4 KiB of the ring. */
-    size_t bytes = (size_t)p->nslots * SLOT_BYTES + SCRATCH_BYTES;
+    size_t bytes = (size_t)p->nslots * p->slot_bytes + SCRATCH_BYTES;
     if (posix_memalign((void **)&p->ring, HUGE_PAGE_BYTES, bytes) != 0) {
         p->ring = NULL;
         return bk_error_set(err, BK_E_NOMEM, 0, "out of memory for copy buffers");
@@ -36,8 +48,8 @@ int pipeline_init(struct pipeline *p, struct bk_copy *job, unsigned hashers, str
     (void)madvise(p->ring, bytes, MADV_HUGEPAGE);
 #endif
     for (size_t i = 0; i < p->nslots; i++)
-        p->slots[i].data = p->ring + i * SLOT_BYTES;
-    p->scratch = p->ring + (size_t)p->nslots * SLOT_BYTES;
+        p->slots[i].data = p->ring + i * p->slot_bytes;
+    p->scratch = p->ring + (size_t)p->nslots * p->slot_bytes;
     p->head = calloc(1, (size_t)p->head_bytes);
     if (!p->head)
         return bk_error_set(err, BK_E_NOMEM, 0, "out of memory");

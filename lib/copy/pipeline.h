@@ -18,9 +18,13 @@
 #include "copy/copy_impl.h"
 #include "copy/ring_state.h"
 
-/* Large slots mean fewer hand-overs between the stages, whose waits left the CPUs idle
-   at times: 4 MiB copied a local image 4% faster than 1 MiB (bench/RESULTS-hash.md). */
-#define SLOT_BYTES (4u << 20)
+/* Slots of a stream, a decoder or a URL: small, so that a slow source still moves the
+   writer and the progress often. */
+#define SLOT_BYTES (1u << 20)
+/* Slots of a local file read side by side: fewer hand-overs between the stages, whose
+   waits left the CPUs idle at times; a local image copied 5% faster than with 1 MiB
+   (bench/RESULTS-hash.md). */
+#define WIDE_SLOT_BYTES (4u << 20)
 #define SLOT_COUNT 8u
 /* With several destinations: room for their writers to drift apart a little. */
 #define MANY_SLOT_COUNT RING_MAX_SLOTS
@@ -52,8 +56,9 @@ struct pipeline {
     struct bk_copy *job;
     uint8_t *ring; /* the slots' data, then the scratch buffer */
     struct slot slots[RING_MAX_SLOTS];
-    unsigned nslots;  /* SLOT_COUNT, or MANY_SLOT_COUNT for several destinations */
-    uint8_t *scratch; /* SCRATCH_BYTES, the reader's */
+    unsigned nslots;   /* SLOT_COUNT, or MANY_SLOT_COUNT for several destinations */
+    size_t slot_bytes; /* SLOT_BYTES, or WIDE_SLOT_BYTES for a local file */
+    uint8_t *scratch;  /* SCRATCH_BYTES, the reader's */
 
     pthread_mutex_t lock; /* guards state and the statistics */
     struct ring_state state;
@@ -81,6 +86,12 @@ struct pipeline {
         uint64_t since_writeback;
     } * writers;
 };
+
+/*
+ * Whether JOB's image is a local file read through its bmap: its ranges may be read in
+ * any order at little cost (not a stream, a decoder or a network source).
+ */
+bool pipeline_source_is_local(const struct bk_copy *job);
 
 /* Set up P for JOB with HASHERS hashers. Returns 0, or -1 with ERR filled. */
 int pipeline_init(struct pipeline *p, struct bk_copy *job, unsigned hashers, struct bk_error *err);

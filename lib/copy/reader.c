@@ -19,8 +19,6 @@
 #define SIDE_BY_SIDE_BYTES ((uint64_t)4 << 20)
 _Static_assert(SIDE_BY_SIDE_BYTES <= (uint64_t)SLOT_COUNT * SLOT_BYTES / 2,
                "a range read in order must fit in half of the ring");
-/* A lane's turn: one slot, so that hashers of ranges read side by side alternate. */
-#define TURN_BYTES ((uint64_t)SLOT_BYTES)
 
 struct reader_pos {
     struct lanes order; /* with a bmap: the next piece of which range */
@@ -45,21 +43,17 @@ static uint64_t range_len(const void *ctx, size_t i)
  */
 static unsigned side_by_side(const struct bk_copy *job, unsigned hashers)
 {
-    const struct bk_source *s = job->src;
-    if (!job->bmap || !s->seekable || s->decodes)
-        return 1;
-    for (; s; s = s->below)
-        if (s->ops->fetched || s->works_ahead)
-            return 1;
-    return hashers;
+    return pipeline_source_is_local(job) ? hashers : 1;
 }
 
 static void reader_start(const struct pipeline *p, struct reader_pos *r)
 {
     const struct bk_copy *job = p->job;
+    /* A lane's turn is one slot, so that the hashers of ranges read side by side
+       alternate. */
     if (job->bmap)
         lanes_init(&r->order, job->bmap->range_count, side_by_side(job, p->state.hashers),
-                   p->state.hashers, SIDE_BY_SIDE_BYTES, TURN_BYTES, range_len, job);
+                   p->state.hashers, SIDE_BY_SIDE_BYTES, p->slot_bytes, range_len, job);
     else
         r->end = job->src->size >= 0 ? (uint64_t)job->src->size : UINT64_MAX;
 }
@@ -134,10 +128,10 @@ static int reader_fill_ranges(struct pipeline *p, struct reader_pos *r, struct s
     const struct bk_copy *job = p->job;
     size_t used = 0;
     while (!lanes_done(&r->order)) {
-        if (used == SLOT_BYTES || s->nseg == SLOT_SEGMENTS)
+        if (used == p->slot_bytes || s->nseg == SLOT_SEGMENTS)
             return 0;
         struct lane_piece pc;
-        lanes_next(&r->order, SLOT_BYTES - used, &pc);
+        lanes_next(&r->order, p->slot_bytes - used, &pc);
         uint64_t offset = bk_bmap_range_start(job->bmap, pc.range) + pc.at;
         size_t got;
         if (reader_piece(p, r, offset, s->data + used, (size_t)pc.len, &got, err) < 0)
@@ -163,11 +157,11 @@ static int reader_fill_whole(struct pipeline *p, struct reader_pos *r, struct sl
 {
     size_t used = 0;
     while (!r->whole_done) {
-        if (used == SLOT_BYTES || s->nseg == SLOT_SEGMENTS)
+        if (used == p->slot_bytes || s->nseg == SLOT_SEGMENTS)
             return 0;
         uint64_t want = r->end - r->offset;
-        if (want > SLOT_BYTES - used)
-            want = SLOT_BYTES - used;
+        if (want > p->slot_bytes - used)
+            want = p->slot_bytes - used;
         size_t got;
         if (reader_piece(p, r, r->offset, s->data + used, (size_t)want, &got, err) < 0)
             return -1;

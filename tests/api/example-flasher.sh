@@ -20,12 +20,12 @@ pass "examples/flash.c builds with the project's warnings as errors"
 
 cd "$WORK"
 require_sparse_support .
-size=$((16 * 1024 * 1024))
+size=$((48 * 1024 * 1024))
 # Data in the first MiB (held back by the copy), a range longer than the copy's whole
 # ring of buffers (so its first part is written before its end is hashed), a hole.
 new_sparse disk.img "$size"
 put_random disk.img 0 300000
-put_random disk.img $((2 * 1024 * 1024)) $((11 * 1024 * 1024))
+put_random disk.img $((2 * 1024 * 1024)) $((40 * 1024 * 1024))
 "$BMAPKIT" create -q -o disk.img.bmap disk.img
 mapped=$(bmap_mapped_bytes disk.img.bmap)
 
@@ -79,9 +79,9 @@ flash_fails() {
 
 # One byte of the long range changed after the bmap was made, near its end.
 cp disk.img bad.img
-printf '\125' | dd of=bad.img bs=1 seek=$((13 * 1024 * 1024 - 100)) conv=notrunc status=none
+printf '\125' | dd of=bad.img bs=1 seek=$((42 * 1024 * 1024 - 100)) conv=notrunc status=none
 cmp -s disk.img bad.img && printf '\252' |
-    dd of=bad.img bs=1 seek=$((13 * 1024 * 1024 - 100)) conv=notrunc status=none
+    dd of=bad.img bs=1 seek=$((42 * 1024 * 1024 - 100)) conv=notrunc status=none
 flash_fails 3 '^flash: bad\.img: blocks [0-9]+-[0-9]+ \(bytes [0-9]+-[0-9]+\) do not match the bmap: sha256 expected [0-9a-f]{64}, got [0-9a-f]{64} \[verify\]; the destination holds an incomplete copy without the image.s first MiB$' \
     -b disk.img.bmap bad.img out-bad.img
 cmp -s -n 1048576 out-bad.img /dev/zero || fail "out-bad.img holds data in its first MiB after the failure"

@@ -6,9 +6,13 @@ source "$TESTS_DIR/fake_sysfs.sh"
 require_tools python3 xz cmp base64
 cd "$WORK"
 
-# An image of 40 MiB with some 6 MiB mapped: random bytes and text, so xz has work.
+# An image of 40 MiB with some 10 MiB mapped: random bytes and text, so xz has work.
+# Its xz (about 6 MB) is more than ssh holds in flight (a 2 MiB channel window, pipes):
+# a copy stopped after 1 MB went over leaves the far side a stream that ends early, not
+# one that was already all on its way.
 new_sparse img 40M
 put_random img 0 1M
+put_random img $((20 << 20)) 4M
 python3 - img <<'PY'
 import os, sys
 words = open("/usr/share/common-licenses/GPL-3", "rb").read()
