@@ -15,98 +15,44 @@
 
 #include <cmocka.h>
 
-#include "bmap/bmap_impl.h"
-#include "bmapkit/copy.h"
-#include "support/fakes.h"
+#include "copy_fixtures.h"
 
-#define BLOCK 4096u
-#define HEAD ((uint64_t)BK_COPY_HEAD_BYTES)
-#define FILL 0x5A
-#define DISK_CAPS (BK_DEST_CAN_READ | BK_DEST_IS_DISK)
 #define MAXD 6
 
-static uint8_t pattern(uint64_t i)
-{
-    uint64_t x = (i + 7) * 0x9E3779B97F4A7C15ull;
-    return (uint8_t)(x >> 56 ^ x >> 17);
-}
-
-struct image {
-    uint8_t *data;
-    uint64_t size;
-    struct bk_bmap *bmap;
-};
-
 /* Short ranges across the head, a middling one and one over several slots. */
-static void make_image(struct image *img, uint64_t size)
+static void make_many_image(struct image *img, uint64_t size)
 {
-    struct bk_error err;
-    img->size = size;
-    img->data = calloc(1, size);
-    img->bmap = bk_bmap_new(size, BLOCK, BK_HASH_SHA256, &err);
-    assert_non_null(img->bmap);
     struct bk_range r[200];
     size_t n = 0;
     for (uint64_t b = 0; b < 400; b += 3)
         r[n++] = (struct bk_range){b, b + 1};
     r[n++] = (struct bk_range){500, 700};
     r[n++] = (struct bk_range){900, 900 + 4 * 256};
-    struct bk_digest *d = bk_digest_new(BK_HASH_SHA256, &err);
-    for (size_t i = 0; i < n; i++) {
-        uint64_t start = r[i].first * BLOCK, end = (r[i].last + 1) * BLOCK;
-        assert_true(end <= size);
-        for (uint64_t k = start; k < end; k++)
-            img->data[k] = pattern(k);
-        uint8_t digest[BK_DIGEST_MAX];
-        assert_int_equal(bk_digest_update(d, img->data + start, end - start, &err), 0);
-        assert_int_equal(bk_digest_final(d, digest, &err), 0);
-        assert_int_equal(bk_bmap_append(img->bmap, r[i].first, r[i].last, digest, &err), 0);
-    }
-    bk_digest_free(d);
-}
-
-static void free_image(struct image *img)
-{
-    free(img->data);
-    bk_bmap_free(img->bmap);
-}
-
-static void assert_copied(const struct image *img, const struct mem_disk *disk)
-{
-    const struct bk_bmap *b = img->bmap;
-    for (size_t i = 0; i < b->range_count; i++) {
-        uint64_t start = bk_bmap_range_start(b, i);
-        assert_memory_equal(disk->data + start, img->data + start, bk_bmap_range_bytes(b, i));
-    }
-}
-
-static void assert_no_head(const struct image *img, const struct mem_disk *disk)
-{
-    assert_true(memcmp(disk->data, img->data, 512) != 0);
+    make_image_of(img, size, r, n);
 }
 
 /* What the per-destination callbacks saw. */
-struct seen {
+struct dest_seen {
     unsigned done_calls[MAXD];
     bool done_failed[MAXD];
     unsigned mismatches[MAXD];
 };
 
-static void on_done(void *ctx, size_t dest, const struct bk_error *error)
+static void on_dest_done(void *ctx, size_t dest, const struct bk_error *error)
 {
-    struct seen *s = ctx;
+    struct dest_seen *s = ctx;
     assert_true(dest < MAXD);
     s->done_calls[dest]++;
     s->done_failed[dest] = error != NULL;
 }
 
-static void on_mismatch(void *ctx, size_t dest, size_t index, const struct bk_range *range,
-                        unsigned attempt)
+static void on_dest_mismatch(void *ctx, size_t dest, size_t index, const struct bk_range *range,
+                             unsigned attempt)
 {
     (void)index;
     (void)range;
     (void)attempt;
-    ((struct seen *)ctx)->mismatches[dest]++;
+    ((struct dest_seen *)ctx)->mismatches[dest]++;
 }
 
 /* N destinations, faults[i] on destination i where given (NULL: none). */
@@ -120,7 +66,7 @@ struct many {
     struct bk_error errors[MAXD];
     struct bk_copy_stats stats[MAXD];
     struct bk_copy_stats total;
-    struct seen seen;
+    struct dest_seen seen;
 };
 
 static void run_many(const struct image *img, bool seekable, size_t n,
@@ -141,8 +87,8 @@ static void run_many(const struct image *img, bool seekable, size_t n,
         assert_int_equal(bk_copy_add_dest(job, m->dests[i], &err), (int)i);
     assert_int_equal(bk_copy_dest_count(job), n);
     bk_copy_set_readback(job, readback, 0);
-    bk_copy_set_dest_done_fn(job, on_done, &m->seen);
-    bk_copy_set_dest_mismatch_fn(job, on_mismatch, &m->seen);
+    bk_copy_set_dest_done_fn(job, on_dest_done, &m->seen);
+    bk_copy_set_dest_mismatch_fn(job, on_dest_mismatch, &m->seen);
     bk_error_clear(&m->err);
     m->rc = bk_copy_run(job, &m->err);
     for (size_t i = 0; i < n; i++) {
@@ -168,7 +114,7 @@ static void test_every_destination_gets_the_image(void **state)
 {
     (void)state;
     struct image img;
-    make_image(&img, 8 << 20);
+    make_many_image(&img, 8 << 20);
     uint64_t mapped = bk_bmap_mapped_bytes(img.bmap);
     for (int seekable = 0; seekable < 2; seekable++) {
         struct many m;
@@ -231,7 +177,7 @@ static void test_a_failing_destination_is_dropped(void **state)
 {
     (void)state;
     struct image img;
-    make_image(&img, 8 << 20);
+    make_many_image(&img, 8 << 20);
     static const int64_t at[] = {0, 6 * 4096, 1 << 20, 600 * 4096, (900 + 700) * 4096};
     for (size_t i = 0; i < sizeof at / sizeof at[0]; i++) {
         struct fault eio = {FAULT_WRITE, FAULT_ERROR, EIO, at[i], -1, 0, 0, 0};
@@ -258,7 +204,7 @@ static void test_mismatch_names_the_destination(void **state)
 {
     (void)state;
     struct image img;
-    make_image(&img, 8 << 20);
+    make_many_image(&img, 8 << 20);
     struct fault corrupt = {FAULT_DEST_READ, FAULT_CORRUPT, 0, 950 * 4096, -1, 0, 0, 0};
     const struct fault *faults[MAXD] = {NULL, NULL, &corrupt};
     struct many m;
@@ -276,7 +222,7 @@ static void test_slow_destination_sets_the_pace(void **state)
 {
     (void)state;
     struct image img;
-    make_image(&img, 8 << 20);
+    make_many_image(&img, 8 << 20);
     struct fault slow = {FAULT_WRITE, FAULT_SLOW, 0, -1, 0, 300, 0, 0};
     const struct fault *faults[MAXD] = {NULL, &slow, NULL};
     struct many m;
@@ -293,7 +239,7 @@ static void test_all_failing_stops_the_copy(void **state)
 {
     (void)state;
     struct image img;
-    make_image(&img, 8 << 20);
+    make_many_image(&img, 8 << 20);
     struct fault a = {FAULT_WRITE, FAULT_ERROR, EIO, 600 * 4096, -1, 0, 0, 0};
     struct fault b = {FAULT_WRITE, FAULT_ERROR, ENOSPC, 1 << 20, -1, 0, 0, 0};
     const struct fault *faults[MAXD] = {&a, &b};
@@ -314,7 +260,7 @@ static void test_damaged_image_fails_every_destination(void **state)
 {
     (void)state;
     struct image img;
-    make_image(&img, 8 << 20);
+    make_many_image(&img, 8 << 20);
     img.data[3 * 4096 + 10] ^= 1;
     struct many m;
     run_many(&img, true, 3, NULL, false, &m);
@@ -333,7 +279,7 @@ static void test_add_dest_refusals(void **state)
 {
     (void)state;
     struct image img;
-    make_image(&img, 8 << 20);
+    make_many_image(&img, 8 << 20);
     struct mem_disk d0, d1;
     struct bk_dest *a = mem_dest_new(&d0, img.size, FILL, DISK_CAPS);
     struct bk_dest *b = mem_dest_new(&d1, img.size, FILL, DISK_CAPS);
@@ -365,7 +311,7 @@ static void test_whole_stream_to_several(void **state)
 {
     (void)state;
     struct image img;
-    make_image(&img, 8 << 20);
+    make_many_image(&img, 8 << 20);
     struct mem_disk disks[2];
     struct bk_dest *d[2];
     for (int i = 0; i < 2; i++)
