@@ -163,7 +163,15 @@ attach_loop() {
     shift
     LOOP=$(losetup -f --show "$@" "$f" 2>"$WORK/.losetup.err") || LOOP=
     [ -n "$LOOP" ] && [ -b "$LOOP" ] || return 1
-    at_exit "losetup -d '$LOOP' 2>/dev/null"
+    at_exit "detach_loop_of '$LOOP' '$(realpath "$f")'"
+}
+
+# detach_loop_of DEVICE FILE: detach DEVICE if it still holds FILE. A test may have
+# detached it itself, and a test running beside it may have the device by now.
+detach_loop_of() {
+    if [ "$(losetup -n -O BACK-FILE "$1" 2>/dev/null)" = "$2" ]; then
+        losetup -d "$1" 2>/dev/null || true
+    fi
 }
 
 # require_loop_devices WHAT_RAN: skip the rest of the script unless loop devices can be
