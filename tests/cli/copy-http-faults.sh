@@ -147,7 +147,8 @@ stop_proxy
 # --- (4b) SIGTERM while the server stalls, with the default --stall-timeout (60 s):
 # exit 4 at once, none of the image's head written. A raw image is fetched ahead by
 # several requests (the 3rd and later stall); a gzip image is one stream, pulled in
-# order (it stalls after 200000 bytes).
+# order (it stalls after 200000 bytes); a multi-block xz has its blocks fetched ahead
+# for the decoder's threads.
 gzip -c img >www/img.gz
 # term_during_stall WHAT PATH PROXY-ARGS...
 term_during_stall() {
@@ -176,6 +177,8 @@ term_during_stall() {
 }
 term_during_stall "raw image fetched ahead" /img --stall-from 3 --stall-bytes 1000
 term_during_stall "gzip image streamed" /img.gz --stall-from 1 --stall-bytes 200000
+xz -T2 --block-size=1MiB -c img >www/img.xz
+term_during_stall "multi-block xz, its blocks fetched ahead" /img.xz --stall-from 3 --stall-bytes 1000
 
 # --- (5) a slow server that keeps sending (64 KiB/s a connection): no stall, the copy
 # succeeds. On a terminal 120 columns wide, the bar shows the network's rate.
