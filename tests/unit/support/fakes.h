@@ -8,6 +8,7 @@
 #define BMAPKIT_TEST_FAKES_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "dest/dest_impl.h"
@@ -15,6 +16,10 @@
 
 /* An image in memory: seekable (size known) or a stream (read only, size unknown). */
 struct bk_source *mem_source_new(const uint8_t *data, uint64_t size, bool seekable);
+
+/* Record in LOG the offset of each read of SRC that hands out bytes, at most CAP of
+   them; *COUNT counts them all, also past CAP. The copy reads from one thread only. */
+void mem_source_log_reads(struct bk_source *src, uint64_t *log, size_t cap, size_t *count);
 
 /* A disk in memory of SIZE bytes, filled with FILL, with the capabilities CAPS. */
 struct mem_disk {

@@ -10,13 +10,25 @@ struct mem_source {
     struct bk_source pub;
     const uint8_t *data;
     uint64_t size, pos;
+    uint64_t *log;
+    size_t log_cap, *log_count;
 };
+
+static void log_read(struct mem_source *m, uint64_t offset, size_t len)
+{
+    if (!m->log_count || len == 0)
+        return;
+    if (*m->log_count < m->log_cap)
+        m->log[*m->log_count] = offset;
+    ++*m->log_count;
+}
 
 static int mem_read(struct bk_source *src, void *buf, size_t len, size_t *got, struct bk_error *err)
 {
     (void)err;
     struct mem_source *m = src->priv;
     size_t n = m->size - m->pos < len ? (size_t)(m->size - m->pos) : len;
+    log_read(m, m->pos, n);
     memcpy(buf, m->data + m->pos, n);
     m->pos += n;
     *got = n;
@@ -29,6 +41,7 @@ static int mem_pread(struct bk_source *src, void *buf, size_t len, uint64_t offs
     (void)err;
     struct mem_source *m = src->priv;
     size_t n = offset >= m->size ? 0 : m->size - offset < len ? (size_t)(m->size - offset) : len;
+    log_read(m, offset, n);
     memcpy(buf, m->data + offset, n);
     *got = n;
     return 0;
@@ -56,6 +69,15 @@ struct bk_source *mem_source_new(const uint8_t *data, uint64_t size, bool seekab
                                 .seekable = seekable,
                                 .priv = m};
     return &m->pub;
+}
+
+void mem_source_log_reads(struct bk_source *src, uint64_t *log, size_t cap, size_t *count)
+{
+    struct mem_source *m = src->priv;
+    m->log = log;
+    m->log_cap = cap;
+    m->log_count = count;
+    *count = 0;
 }
 
 static int disk_write(struct bk_dest *d, const void *buf, size_t len, uint64_t offset,
