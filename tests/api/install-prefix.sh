@@ -101,9 +101,16 @@ pass "the example of bmapkit(3) builds with pkg-config and -rpath, runs, writes 
 if readelf -d flash-static | grep -q 'NEEDED.*libbmapkit'; then
     fail "flash-static still loads libbmapkit.so"
 fi
+# libcurl, libnbd and libarchive are loaded by the library when first used: neither the
+# pkg-config file nor a program linked from it names them.
+lazy=$( (pkg-config --print-requires-private bmapkit; pkg-config --static --libs bmapkit) |
+    { grep -oE 'libcurl|libnbd|libarchive|-lcurl|-lnbd|-larchive' || true; } | sort -u | xargs)
+[ -z "$lazy" ] || fail "bmapkit.pc names what the library loads itself: $lazy"
+needed=$(readelf -d flash-static | { grep -oE 'lib(curl|nbd|archive)\.so[.0-9]*' || true; } | xargs)
+[ -z "$needed" ] || fail "flash-static links $needed"
 run_ok ./flash-static -b mk.bmap disk.img out.img
 cmp disk.img out.img || fail "flash-static's copy differs from the image"
-pass "examples/flash.c links libbmapkit.a with 'pkg-config --static --libs bmapkit' and flashes"
+pass "examples/flash.c links libbmapkit.a with 'pkg-config --static --libs bmapkit' (no libcurl, libnbd or libarchive) and flashes"
 
 # The manual pages: every BK_API function of the installed headers has a prototype and
 # an entry in bmapkit(3) and a name in section 3 that leads there; every function the
