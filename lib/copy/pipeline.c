@@ -22,7 +22,10 @@ int pipeline_init(struct pipeline *p, struct bk_copy *job, unsigned hashers, str
     memset(p, 0, sizeof *p);
     p->job = job;
     p->nslots = job->ndests > 1 ? MANY_SLOT_COUNT : SLOT_COUNT;
-    p->slot_bytes = pipeline_source_is_local(job) ? WIDE_SLOT_BYTES : SLOT_BYTES;
+    /* Several destinations have twice the slots already, and their writers, not the
+       hand-overs, set the pace. */
+    p->slot_bytes =
+        job->ndests == 1 && pipeline_source_is_local(job) ? WIDE_SLOT_BYTES : SLOT_BYTES;
     ring_init(&p->state, p->nslots, hashers);
     p->head_bytes = job->head_bytes ? job->head_bytes : BK_COPY_HEAD_BYTES;
     pthread_mutex_init(&p->lock, NULL);

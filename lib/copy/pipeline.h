@@ -21,9 +21,9 @@
 /* Slots of a stream, a decoder or a URL: small, so that a slow source still moves the
    writer and the progress often. */
 #define SLOT_BYTES (1u << 20)
-/* Slots of a local file read side by side: fewer hand-overs between the stages, whose
-   waits left the CPUs idle at times; a local image copied 5% faster than with 1 MiB
-   (bench/RESULTS-hash.md). */
+/* Slots of a local file read side by side to one destination: fewer hand-overs between
+   the stages, whose waits left the CPUs idle at times; a local image copied 5% faster
+   than with 1 MiB (bench/RESULTS-hash.md). */
 #define WIDE_SLOT_BYTES (4u << 20)
 #define SLOT_COUNT 8u
 /* With several destinations: room for their writers to drift apart a little. */
@@ -57,7 +57,7 @@ struct pipeline {
     uint8_t *ring; /* the slots' data, then the scratch buffer */
     struct slot slots[RING_MAX_SLOTS];
     unsigned nslots;   /* SLOT_COUNT, or MANY_SLOT_COUNT for several destinations */
-    size_t slot_bytes; /* SLOT_BYTES, or WIDE_SLOT_BYTES for a local file */
+    size_t slot_bytes; /* SLOT_BYTES, or WIDE_SLOT_BYTES for a local file to one dest */
     uint8_t *scratch;  /* SCRATCH_BYTES, the reader's */
 
     pthread_mutex_t lock; /* guards state and the statistics */
